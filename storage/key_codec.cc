@@ -1,0 +1,74 @@
+#include "storage/key_codec.h"
+
+namespace idem::storage {
+
+namespace {
+constexpr char kEscape = '\x00';
+constexpr char kEscapedZero = '\xff';
+constexpr char kTerminator = '\x01';
+}  // namespace
+
+void AppendEscaped(std::string* dst, std::string_view part) {
+  for (char c : part) {
+    dst->push_back(c);
+    if (c == kEscape) dst->push_back(kEscapedZero);
+  }
+  dst->push_back(kEscape);
+  dst->push_back(kTerminator);
+}
+
+bool ConsumeEscaped(std::string_view* in, std::string* part) {
+  part->clear();
+  for (size_t i = 0; i < in->size(); ++i) {
+    const char c = (*in)[i];
+    if (c != kEscape) {
+      part->push_back(c);
+      continue;
+    }
+    if (i + 1 >= in->size()) return false;
+    const char next = (*in)[i + 1];
+    if (next == kTerminator) {
+      in->remove_prefix(i + 2);
+      return true;
+    }
+    if (next != kEscapedZero) return false;
+    part->push_back(kEscape);
+    ++i;
+  }
+  return false;  // no terminator
+}
+
+std::string TenantPrefix(std::string_view tenant) {
+  std::string out(1, kRecordTag);
+  AppendEscaped(&out, tenant);
+  return out;
+}
+
+std::string ScopePrefix(std::string_view tenant, std::string_view scope) {
+  std::string out = TenantPrefix(tenant);
+  AppendEscaped(&out, scope);
+  return out;
+}
+
+std::string EncodeRecordKey(std::string_view tenant, std::string_view scope, std::string_view key) {
+  std::string out = ScopePrefix(tenant, scope);
+  out.append(key.data(), key.size());
+  return out;
+}
+
+bool DecodeRecordKey(std::string_view encoded, std::string* tenant, std::string* scope,
+                     std::string* key) {
+  if (encoded.empty() || encoded[0] != kRecordTag) return false;
+  encoded.remove_prefix(1);
+  if (!ConsumeEscaped(&encoded, tenant) || !ConsumeEscaped(&encoded, scope)) return false;
+  key->assign(encoded.data(), encoded.size());
+  return true;
+}
+
+std::string MetaKey(std::string_view name) {
+  std::string out(1, kMetaTag);
+  out.append(name.data(), name.size());
+  return out;
+}
+
+}  // namespace idem::storage

@@ -1,0 +1,173 @@
+#include "storage/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include "storage/clock_env.h"
+#include "storage/key_codec.h"
+#include "storage/ttl_filter.h"
+
+namespace idem::storage {
+
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, std::string_view context) {
+  if (s.ok()) return Status::OK();
+  std::string msg(context);
+  msg += ": ";
+  msg += s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsNoSpace()) return Status::ResourceExhausted(msg);
+  if (s.IsNotSupported()) return Status::NotSupported(msg);
+  return Status::IOError(msg);
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+rocksdb::Options MakeOptions(const StoreOptions& o, const TtlCompactionFilter* filter,
+                             rocksdb::Env* env) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.max_background_jobs = o.max_background_jobs;
+  options.use_fsync = false;  // fdatasync is enough for the WAL
+  options.compaction_filter = filter;
+  options.periodic_compaction_seconds = o.periodic_compaction_seconds;
+  options.level_compaction_dynamic_level_bytes = true;
+  options.env = env;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
+  // Point reads of absent keys (every fresh Reserve) are answered by the bloom
+  // filter without touching data blocks.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.optimize_filters_for_memory = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return options;
+}
+
+}  // namespace
+
+Batch::Batch() : rep_(std::make_unique<rocksdb::WriteBatch>()) {}
+Batch::~Batch() = default;
+
+void Batch::Put(std::string_view key, const Record& record) {
+  scratch_.clear();
+  EncodeRecord(record, &scratch_);
+  PutRaw(key, scratch_);
+}
+
+void Batch::PutRaw(std::string_view key, std::string_view value) {
+  // WriteBatch only fails here past its size limit (unset), so the status is
+  // not interesting.
+  (void)rep_->Put(ToSlice(key), ToSlice(value));
+}
+
+void Batch::Delete(std::string_view key) { (void)rep_->Delete(ToSlice(key)); }
+void Batch::Clear() { rep_->Clear(); }
+uint32_t Batch::count() const { return rep_->Count(); }
+size_t Batch::bytes() const { return rep_->GetDataSize(); }
+
+Status Store::Open(const StoreOptions& options, const Clock* clock, std::unique_ptr<Store>* store) {
+  std::unique_ptr<Store> s(new Store());
+  s->filter_ = std::make_unique<TtlCompactionFilter>(clock);
+  s->env_ = std::make_unique<ClockEnv>(
+      options.env != nullptr ? options.env : rocksdb::Env::Default(), clock);
+  s->periodic_compaction_seconds_ = options.periodic_compaction_seconds;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status rs =
+      rocksdb::DB::Open(MakeOptions(options, s->filter_.get(), s->env_.get()), options.path, &db);
+  if (!rs.ok()) return FromRocks(rs, "opening the database in " + options.path);
+  s->db_.reset(db);
+  *store = std::move(s);
+  return Status::OK();
+}
+
+Store::~Store() { (void)Close(); }
+
+Status Store::Close() {
+  if (!db_) return Status::OK();
+  rocksdb::Status rs = db_->SyncWAL();
+  rocksdb::Status close = db_->Close();
+  db_.reset();
+  if (!rs.ok()) return FromRocks(rs, "syncing the WAL at close");
+  return FromRocks(close, "closing the database");
+}
+
+Status Store::Get(std::string_view key, Record* record, bool* found) {
+  std::string value;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ToSlice(key), &value);
+  if (rs.IsNotFound()) {
+    *found = false;
+    return Status::OK();
+  }
+  if (!rs.ok()) return FromRocks(rs, "reading a record");
+  *found = true;
+  return DecodeRecord(value, record);
+}
+
+Status Store::Write(Batch* batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(db_->Write(wo, batch->rep_.get()), "writing a batch");
+}
+
+Status Store::SyncWal() { return FromRocks(db_->SyncWAL(), "syncing the WAL"); }
+
+Status Store::GetMeta(std::string_view name, std::string* value, bool* found) {
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), MetaKey(name), value);
+  *found = rs.ok();
+  if (rs.IsNotFound()) return Status::OK();
+  return FromRocks(rs, "reading meta value");
+}
+
+Status Store::PutMetaSync(std::string_view name, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Put(wo, MetaKey(name), ToSlice(value)), "writing meta value");
+}
+
+Status Store::Checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  IDEM_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush 0: flush first, so the copy needs no WAL replay.
+  return FromRocks(checkpoint->CreateCheckpoint(dir, 0), "creating a checkpoint in " + dir);
+}
+
+Status Store::CompactAll() {
+  IDEM_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "flushing"));
+  rocksdb::CompactRangeOptions cro;
+  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(cro, nullptr, nullptr), "compacting");
+}
+
+Status Store::CountRecordEntries(uint64_t* count) {
+  *count = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string start(1, kRecordTag);
+  for (it->Seek(start); it->Valid() && it->key()[0] == kRecordTag; it->Next()) ++*count;
+  return FromRocks(it->status(), "counting records");
+}
+
+Status Store::TriggerPeriodicCompaction() {
+  if (periodic_compaction_seconds_ == 0) return Status::OK();
+  // Setting an option installs a new version, which recomputes which files
+  // are due for periodic compaction and schedules them. Without this, RocksDB
+  // looks only when a flush or compaction happens, i.e. never on an idle store.
+  const std::string value = std::to_string(periodic_compaction_seconds_);
+  return FromRocks(db_->SetOptions({{"periodic_compaction_seconds", value}}),
+                   "scheduling periodic compaction");
+}
+
+uint64_t Store::EstimateKeys() {
+  uint64_t n = 0;
+  if (!db_->GetIntProperty("rocksdb.estimate-num-keys", &n)) return 0;
+  return n;
+}
+
+}  // namespace idem::storage
