@@ -15,6 +15,7 @@ const char* CodeName(Status::Code code) {
     case Status::Code::kUnavailable: return "Unavailable";
     case Status::Code::kNotSupported: return "NotSupported";
     case Status::Code::kInternal: return "Internal";
+    case Status::Code::kRemote: return "Remote";
   }
   return "Unknown";
 }
@@ -36,7 +37,10 @@ Status Status::WithContext(std::string_view context) const {
   std::string msg(context);
   msg += ": ";
   msg += message_;
-  return Status(code_, msg);
+  Status out(code_, msg);
+  out.remote_code_ = remote_code_;
+  out.retry_after_ms_ = retry_after_ms_;
+  return out;
 }
 
 }  // namespace idem

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cassert>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,7 @@ class [[nodiscard]] Status {
     kUnavailable,
     kNotSupported,
     kInternal,
+    kRemote,  // the server answered with a protocol error (remote_code())
   };
 
   Status() = default;
@@ -38,6 +40,13 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string_view msg) { return {Code::kUnavailable, msg}; }
   static Status NotSupported(std::string_view msg) { return {Code::kNotSupported, msg}; }
   static Status Internal(std::string_view msg) { return {Code::kInternal, msg}; }
+  // A protocol error the server answered with: `code` is an idem.v1.ErrorCode.
+  static Status Remote(int code, std::string_view msg, uint32_t retry_after_ms = 0) {
+    Status s(Code::kRemote, msg);
+    s.remote_code_ = code;
+    s.retry_after_ms_ = retry_after_ms;
+    return s;
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
@@ -46,6 +55,10 @@ class [[nodiscard]] Status {
   bool IsIOError() const { return code_ == Code::kIOError; }
   bool IsResourceExhausted() const { return code_ == Code::kResourceExhausted; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
+  bool IsRemote() const { return code_ == Code::kRemote; }
+  // The server's idem.v1.ErrorCode when IsRemote(), else 0.
+  int remote_code() const { return remote_code_; }
+  uint32_t retry_after_ms() const { return retry_after_ms_; }
 
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
@@ -61,6 +74,8 @@ class [[nodiscard]] Status {
 
   Code code_ = Code::kOk;
   std::string message_;
+  int remote_code_ = 0;
+  uint32_t retry_after_ms_ = 0;
 };
 
 // Either a value or a non-OK Status.

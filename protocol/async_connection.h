@@ -1,0 +1,112 @@
+// The asynchronous, pipelined idem client: one TCP connection, many requests
+// in flight, answers matched by id (the server may answer out of order).
+//
+//   boost::asio::io_context io;
+//   auto conn = idem::client::AsyncConnection::Create(io, options);
+//   conn->Connect([&](idem::Status s) { ... conn->Call(request, callback); });
+//   io.run();
+//
+// Contract:
+//  - Callbacks run on a thread running `io`; run io on one thread (or call
+//    everything from one strand). The object itself is not thread-safe.
+//  - Every Call's callback runs exactly once: with the Response, or with a
+//    non-OK Status (timed out, connection lost, not connected). A request is
+//    never re-sent: after a lost connection the caller decides what to retry.
+//  - A Response carrying Response.error is delivered as a Response (status
+//    OK); the typed helpers in client.h turn it into Status::Remote.
+//  - Request ids are assigned here; the caller's id is overwritten.
+#pragma once
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "protocol/frame_codec.h"
+#include "protocol/idem.pb.h"
+#include "util/status.h"
+
+namespace idem::client {
+
+struct Options {
+  // HOST:PORT of idemd.
+  std::string endpoint = "127.0.0.1:7420";
+  // Authentication token (sent in Hello). Empty: none.
+  std::string token;
+  std::string client_name = "idem-client";
+  // Say Hello after connecting (required with a token; also learns limits).
+  bool hello = true;
+  std::chrono::milliseconds connect_timeout{5000};
+  // Default per-call timeout; 0 waits forever. A waiting Reserve adds its
+  // wait_ms to this.
+  std::chrono::milliseconds call_timeout{10000};
+  // Largest response frame accepted.
+  uint32_t max_frame_bytes = 64u << 20;
+};
+
+// Parses "HOST:PORT" or "[V6]:PORT".
+Status ParseEndpoint(const std::string& text, std::string* host, uint16_t* port);
+
+class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
+ public:
+  using Callback = std::function<void(const Status&, idem::v1::Response*)>;
+  static constexpr std::chrono::milliseconds kDefaultTimeout{-1};
+
+  static std::shared_ptr<AsyncConnection> Create(boost::asio::io_context& io, Options options);
+  ~AsyncConnection();
+
+  // Resolves, connects and (with options.hello) says Hello. `done` gets OK,
+  // an IOError naming the endpoint, or the server's Hello error as Remote.
+  void Connect(std::function<void(const Status&)> done);
+  // Sends `request` with a fresh id. `timeout` kDefaultTimeout: the option's.
+  void Call(idem::v1::Request request, Callback done,
+            std::chrono::milliseconds timeout = kDefaultTimeout);
+  // Closes; every pending callback gets IOError("connection closed").
+  void Close();
+
+  bool connected() const { return connected_; }
+  size_t inflight() const { return pending_.size(); }
+  // The server's HelloReply (after a successful Connect with hello).
+  const idem::v1::HelloReply& hello() const { return hello_; }
+
+ private:
+  struct Pending {
+    Callback done;
+    std::chrono::steady_clock::time_point deadline;  // max(): none
+  };
+
+  AsyncConnection(boost::asio::io_context& io, Options options);
+  void OnConnected(const boost::system::error_code& ec, std::function<void(const Status&)> done);
+  void SendHello(std::function<void(const Status&)> done);
+  void DoRead();
+  void OnRead(const boost::system::error_code& ec, size_t n);
+  void Dispatch(std::string_view payload);
+  void StartWrite();
+  void FailAll(const Status& status);
+  void ArmSweep();
+  void Sweep();
+
+  boost::asio::io_context& io_;
+  Options options_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer connect_timer_;
+  boost::asio::steady_timer sweep_timer_;
+  bool sweep_armed_ = false;
+  protocol::FrameDecoder decoder_;
+  std::array<char, 64 * 1024> read_buf_;
+  std::string out_;
+  std::string writing_;
+  bool write_in_flight_ = false;
+  bool connected_ = false;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, Pending> pending_;
+  idem::v1::Response response_;  // reused
+  idem::v1::HelloReply hello_;
+};
+
+}  // namespace idem::client

@@ -1,0 +1,119 @@
+// Executor: group commit (DESIGN.md "The hot path").
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include "protocol/frame_codec.h"
+#include "server/executor.h"
+#include "server/reply.h"
+
+namespace idem::server {
+
+namespace v1 = idem::v1;
+
+void Executor::ScheduleFlush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  // Posted: runs after the handlers already queued in this turn of the io
+  // loop, so every request read in the turn joins the batch.
+  boost::asio::post(io_, [this] { Flush(); });
+}
+
+void Executor::Flush() {
+  flush_scheduled_ = false;
+  if (failed_ || syncing_ || batch_.count() == 0) {
+    MaybeFinishDrain();
+    return;  // a sync in flight calls Flush again when it returns
+  }
+  const uint32_t records = batch_.count();
+  Status s = store_->Write(&batch_, /*sync=*/false);
+  batch_.Clear();
+  if (!s.ok()) return FailStop(s);
+  metrics_->ObserveBatch(records);
+  const uint64_t seq = open_seq_++;
+  syncing_keys_.swap(open_keys_);
+  open_keys_.clear();
+  syncing_answers_.swap(open_answers_);
+  open_answers_.clear();
+
+  if (options_.durability == Durability::kAsync) {
+    // In the OS's hands: survives a killed process, not a power cut.
+    return OnSynced(seq, Status::OK(), 0);
+  }
+  syncing_ = true;
+  boost::asio::post(sync_thread_, [this, seq] {
+    const auto start = std::chrono::steady_clock::now();
+    Status st = store_->SyncWal();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    boost::asio::post(io_, [this, seq, st, seconds] { OnSynced(seq, st, seconds); });
+  });
+}
+
+void Executor::OnSynced(uint64_t seq, Status status, double seconds) {
+  syncing_ = false;
+  if (failed_) return MaybeFinishDrain();
+  if (!status.ok()) return FailStop(status);
+  if (options_.durability == Durability::kSync) metrics_->ObserveWalSync(seconds);
+  durable_seq_ = seq;
+  for (const std::string& key : syncing_keys_) {
+    auto it = overlay_.find(key);
+    if (it != overlay_.end() && it->second.seq <= seq) overlay_.erase(it);
+  }
+  syncing_keys_.clear();
+  Release(&syncing_answers_);
+  // The next batch accumulated while this one synced: commit it now.
+  if (batch_.count() > 0) {
+    Flush();
+  } else {
+    MaybeFinishDrain();
+  }
+}
+
+void Executor::Release(std::vector<Answer>* answers) {
+  std::vector<Answer> ready;
+  ready.swap(*answers);
+  for (Answer& a : ready) Deliver(std::move(a));
+}
+
+void Executor::FailStop(const Status& status) {
+  if (failed_) return;
+  failed_ = true;
+  spdlog::critical("storage failed, no longer accepting requests: {}", status.ToString());
+  batch_.Clear();
+  overlay_.clear();
+  open_keys_.clear();
+  syncing_keys_.clear();
+  for (auto* pending : {&syncing_answers_, &open_answers_}) {
+    std::vector<Answer> failed;
+    failed.swap(*pending);
+    for (Answer& a : failed) {
+      v1::Response resp;
+      resp.set_id(a.id);
+      SetError(&resp, v1::ERROR_UNAVAILABLE, "storage failed before this change was durable");
+      metrics_->CountError(v1::ERROR_UNAVAILABLE);
+      a.frame.clear();
+      (void)protocol::AppendFrame(&a.frame, resp);
+      Deliver(std::move(a));
+    }
+  }
+  AnswerAllWaiters();
+  if (on_failure_) on_failure_(status);
+  MaybeFinishDrain();
+}
+
+void Executor::Drain(std::function<void()> done) {
+  draining_ = true;
+  drain_done_ = std::move(done);
+  AnswerAllWaiters();
+  Flush();
+}
+
+void Executor::MaybeFinishDrain() {
+  if (!draining_ || !drain_done_ || syncing_) return;
+  if (!failed_ && batch_.count() > 0) return;
+  auto done = std::move(drain_done_);
+  drain_done_ = nullptr;
+  boost::asio::post(io_, std::move(done));
+}
+
+}  // namespace idem::server

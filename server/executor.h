@@ -1,0 +1,192 @@
+// The executor: the one owner of record state. It runs each data operation
+// through the state machine, batches the changes, and answers only what is
+// durable (DESIGN.md "The hot path").
+//
+// Group commit: changes of one io-loop turn go into one WriteBatch. At the end
+// of the turn (a posted Flush) the batch is written without sync and handed to
+// the WAL-sync thread; the next batch accumulates meanwhile. At most one sync
+// is in flight. The answers of batch k are delivered when sync k returns. An
+// answer that only reads waits for the sync of the batch that last changed
+// the record it read (tracked by the overlay), else goes out at once.
+//
+// Fail-stop: a failed write or sync answers everything pending with
+// ERROR_UNAVAILABLE and every later data request too; nothing undurable is
+// ever acknowledged.
+//
+// Waiters: Reserve with wait_ms on a key IN_PROGRESS is held in a per-key FIFO.
+// After every change to the key (complete, release, purge), at its lease end
+// and at each waiter's deadline, the queue is served in arrival order through
+// the state machine: so exactly one waiter acquires a freed lease, and all
+// get the result of a completion.
+//
+// Thread-safety: everything runs on the io thread, except the WAL sync.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/idem.pb.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/session.h"
+#include "storage/clock.h"
+#include "storage/state_machine.h"
+#include "storage/store.h"
+#include "storage/token_source.h"
+
+namespace idem::server {
+
+class Executor {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  struct Options {
+    Durability durability = Durability::kSync;
+    storage::Limits limits;
+    uint32_t max_waiters = 100'000;
+    uint32_t max_waiters_per_key = 1'000;
+  };
+
+  Executor(boost::asio::io_context& io, storage::Store* store, storage::TokenSource* tokens,
+           const Clock* clock, Metrics* metrics, Options options);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // Runs a Reserve, Complete, Release, Renew, Lookup, Purge or Scan for
+  // `session` (authorization already checked). The answer is delivered to
+  // the session now or after the sync it depends on.
+  void Handle(const std::shared_ptr<Session>& session, const idem::v1::Request& request,
+              TimePoint received);
+
+  // Forgets the waiters of a closing session.
+  void DropSession(Session* session);
+
+  // Shutdown: answers every waiter with its key's current state, commits what
+  // is pending, then calls `done` (on the io thread) once every answer given
+  // is durable or failed. Later requests are answered ERROR_UNAVAILABLE.
+  void Drain(std::function<void()> done);
+
+  // Called (once) when storage fails.
+  void set_on_failure(std::function<void(const Status&)> fn) { on_failure_ = std::move(fn); }
+
+  bool failed() const { return failed_; }
+  uint32_t waiters() const { return total_waiters_; }
+
+ private:
+  struct Answer {
+    std::shared_ptr<Session> session;
+    uint64_t id;
+    std::string frame;
+    idem::v1::Request::OpCase op;
+    TimePoint received;
+  };
+  // The latest value of a key changed by a batch not yet durable.
+  struct Dirty {
+    std::optional<storage::Record> record;  // nullopt: deleted
+    uint64_t seq;                           // the batch that wrote it
+  };
+  struct Waiter {
+    std::shared_ptr<Session> session;
+    uint64_t id;      // the request's id
+    uint64_t serial;  // unique per waiter
+    std::string fingerprint;
+    uint32_t lease_ms;
+    uint64_t retention_ms;
+    TimePoint received;
+    std::unique_ptr<boost::asio::steady_timer> deadline;
+  };
+  struct KeyWaiters {
+    std::list<Waiter> queue;
+    std::unique_ptr<boost::asio::steady_timer> lease_timer;
+  };
+  // A record as read: points into the overlay or into `scratch`.
+  struct ReadResult {
+    storage::Record scratch;
+    const storage::Record* record = nullptr;
+    uint64_t seq = 0;  // batch the value depends on; 0 when durable
+  };
+
+  // executor.cc: operations.
+  void HandleReserve(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+                     TimePoint received);
+  void HandleComplete(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+                      TimePoint received);
+  void HandleRelease(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+                     TimePoint received);
+  void HandleRenew(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+                   TimePoint received);
+  void HandleLookup(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+                    TimePoint received);
+  void HandlePurge(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+                   TimePoint received);
+  void HandleScan(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+                  TimePoint received);
+  bool Read(const std::string& rkey, ReadResult* out);
+  // Persists the decision (batch + overlay) and returns the seq its answer
+  // depends on (`read_seq` when it changes nothing).
+  uint64_t Apply(const std::string& rkey, const storage::Decision& d, uint64_t read_seq);
+  void Reply(const std::shared_ptr<Session>& s, idem::v1::Response* response, uint64_t seq,
+             idem::v1::Request::OpCase op, TimePoint received);
+  void ReplyError(const std::shared_ptr<Session>& s, uint64_t id, idem::v1::ErrorCode code,
+                  std::string_view message, idem::v1::Request::OpCase op, TimePoint received);
+  void Deliver(Answer answer);
+
+  // commit.cc: group commit.
+  void ScheduleFlush();
+  void Flush();
+  void OnSynced(uint64_t seq, Status status, double seconds);
+  void Release(std::vector<Answer>* answers);
+  void FailStop(const Status& status);
+  void MaybeFinishDrain();
+
+  // waiters.cc
+  bool Enqueue(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+               const std::string& rkey, TimePoint received);
+  void ServeWaiters(const std::string& rkey);
+  void ArmLeaseTimer(const std::string& rkey, KeyWaiters* kw, uint64_t lease_expires_unix_ms);
+  void OnWaiterDeadline(const std::string& rkey, uint64_t serial);
+  void AnswerWaiter(const std::string& rkey, Waiter* w, bool may_acquire);
+  void RemoveWaiter(const std::string& rkey, std::list<Waiter>::iterator it);
+  void AnswerAllWaiters();
+
+  boost::asio::io_context& io_;
+  storage::Store* store_;
+  storage::TokenSource* tokens_;
+  const Clock* clock_;
+  Metrics* metrics_;
+  Options options_;
+
+  // Group commit state.
+  storage::Batch batch_;
+  std::vector<std::string> open_keys_;     // keys written by the open batch
+  std::vector<std::string> syncing_keys_;  // keys written by the batch being synced
+  std::vector<Answer> open_answers_;       // wait for the open batch
+  std::vector<Answer> syncing_answers_;    // wait for the batch being synced
+  std::unordered_map<std::string, Dirty> overlay_;
+  uint64_t open_seq_ = 1;     // the batch accumulating
+  uint64_t durable_seq_ = 0;  // every batch <= this is durable
+  bool syncing_ = false;
+  bool flush_scheduled_ = false;
+  bool failed_ = false;
+  bool draining_ = false;
+  std::function<void()> drain_done_;
+  std::function<void(const Status&)> on_failure_;
+  boost::asio::thread_pool sync_thread_{1};
+
+  // Waiters.
+  std::unordered_map<std::string, KeyWaiters> waiters_;
+  uint32_t total_waiters_ = 0;
+  uint64_t next_serial_ = 1;
+};
+
+}  // namespace idem::server
