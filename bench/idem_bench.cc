@@ -1,164 +1,203 @@
-// idem-bench (early version): closed-loop load against idemd over the real
-// protocol. connections x depth requests in flight; every answer checked.
+// idem-bench: load against idemd (or Redis, for comparison) over the real
+// protocol, every answer checked. See BENCHMARKS.md.
 //
-//   idem-bench --endpoint 127.0.0.1:7420 --connections 50 --depth 1 --seconds 10 --workload reserve
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
+//   idem-bench --workload flow --connections 50 --depth 1 --seconds 10
+//   idem-bench --target redis --endpoint 127.0.0.1:6379 --workload reserve
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
-#include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <string>
-#include <vector>
+#include <thread>
 
-#include "protocol/async_connection.h"
+#include "bench/runner.h"
 
 namespace {
 
-namespace v1 = idem::v1;
+using idem::bench::RunConfig;
+using idem::bench::Runner;
+using idem::bench::RunStats;
 using SteadyClock = std::chrono::steady_clock;
 
-// Log-linear latency histogram in microseconds (~1% resolution).
-class LatencyHistogram {
- public:
-  LatencyHistogram() : counts_(64 * 128, 0) {}
-  void Record(uint64_t us) {
-    ++counts_[Index(us)];
-    ++total_;
-    max_ = std::max(max_, us);
-  }
-  uint64_t Percentile(double p) const {
-    const uint64_t want = static_cast<uint64_t>(std::ceil(p / 100.0 * total_));
-    uint64_t seen = 0;
-    for (size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= want && counts_[i] > 0) return Upper(i);
-    }
-    return max_;
-  }
-  uint64_t total() const { return total_; }
-  uint64_t max() const { return max_; }
-
- private:
-  static size_t Index(uint64_t v) {
-    if (v < 128) return v;
-    const int msb = 63 - __builtin_clzll(v);
-    const int shift = msb - 6;
-    return static_cast<size_t>((shift + 1) * 64 + ((v >> shift) & 63));
-  }
-  static uint64_t Upper(size_t i) {
-    if (i < 128) return i;
-    const size_t shift = i / 64 - 1;
-    return ((64 + i % 64 + 1) << shift) - 1;
-  }
-  std::vector<uint64_t> counts_;
-  uint64_t total_ = 0;
-  uint64_t max_ = 0;
-};
-
-struct Args {
-  std::string endpoint = "127.0.0.1:7420";
+struct Flags {
+  std::string target = "idem";
+  std::string endpoint;
+  std::string token;
+  std::string workload = "reserve";
   int connections = 50;
   int depth = 1;
+  int threads = 1;
   double seconds = 10;
-  std::string workload = "reserve";
+  double rate = 0;
+  uint64_t keys = 10'000;
+  uint32_t lease_ms = 30'000;
+  uint32_t wait_ms = 5'000;
+  int hot_keys = 8;
+  size_t body_bytes = 100;
+  uint64_t total = 0;
+  bool json = false;
+  bool progress = false;
 };
 
-struct Run {
-  Args args;
-  boost::asio::io_context io;
-  std::vector<std::shared_ptr<idem::client::AsyncConnection>> conns;
-  LatencyHistogram latency;
-  uint64_t ok = 0, wrong = 0, errors = 0;
-  uint64_t next_key = 0;
-  std::string prefix;
-  bool stopping = false;
+void AddFlags(CLI::App* app, Flags* f) {
+  app->add_option("--target", f->target, "idem or redis")
+      ->check(CLI::IsMember({"idem", "redis"}))
+      ->capture_default_str();
+  app->add_option("--endpoint", f->endpoint, "HOST:PORT (default 127.0.0.1:7420, redis :6379)");
+  app->add_option("--token", f->token, "idem auth token (or IDEM_TOKEN)")->envname("IDEM_TOKEN");
+  app->add_option("--workload", f->workload,
+                  "reserve, flow, replay, contention, lookup-hit, lookup-miss")
+      ->capture_default_str();
+  app->add_option("--connections", f->connections, "connections in all")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app->add_option("--depth", f->depth, "requests in flight per connection")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app->add_option("--threads", f->threads, "client threads (connections are split)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app->add_option("--seconds", f->seconds, "measured duration")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app->add_option("--rate", f->rate, "open loop: offered ops/s in all (0: closed loop)")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
+  app->add_option("--keys", f->keys, "replay/lookup-hit: keys populated first")
+      ->check(CLI::Range(1, 10'000'000))
+      ->capture_default_str();
+  app->add_option("--lease-ms", f->lease_ms, "lease of each reserve")->capture_default_str();
+  app->add_option("--wait-ms", f->wait_ms, "contention: wait_ms of each reserve")
+      ->capture_default_str();
+  app->add_option("--hot-keys", f->hot_keys, "contention: keys contended at once")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app->add_option("--body-bytes", f->body_bytes, "result body size")->capture_default_str();
+  app->add_option("--total", f->total, "stop after this many ops (0: run --seconds)")
+      ->capture_default_str();
+  app->add_flag("--json", f->json, "print one JSON object");
+  app->add_flag("--progress", f->progress, "a progress line every second on stderr");
+}
 
-  void Issue(const std::shared_ptr<idem::client::AsyncConnection>& c) {
-    if (stopping || !c->connected()) return;
-    v1::Request req;
-    auto* r = req.mutable_reserve();
-    r->set_scope("bench");
-    r->set_key(prefix + std::to_string(next_key++));
-    const auto start = SteadyClock::now();
-    c->Call(
-        std::move(req),
-        [this, c, start](const idem::Status& st, v1::Response* resp) {
-          const auto us =
-              std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start)
-                  .count();
-          if (!st.ok() || resp->has_error()) {
-            ++errors;
-          } else if (resp->reserve().outcome() != v1::RESERVE_ACQUIRED) {
-            ++wrong;
-          } else {
-            ++ok;
-            latency.Record(static_cast<uint64_t>(us));
-          }
-          Issue(c);
-        },
-        std::chrono::milliseconds(0));
+nlohmann::json Report(const Flags& f, const RunStats& s, double elapsed) {
+  nlohmann::json j;
+  j["target"] = f.target;
+  j["workload"] = f.workload;
+  j["connections"] = f.connections;
+  j["depth"] = f.depth;
+  j["rate"] = f.rate;
+  j["seconds"] = elapsed;
+  j["ops"] = s.ops;
+  j["ops_per_sec"] = s.ops / elapsed;
+  j["requests_per_sec"] = s.requests / elapsed;
+  j["latency_us"] = {{"p50", s.latency.Percentile(50)}, {"p90", s.latency.Percentile(90)},
+                     {"p99", s.latency.Percentile(99)}, {"p99_9", s.latency.Percentile(99.9)},
+                     {"max", s.latency.max()},          {"mean", s.latency.mean()}};
+  j["outcomes"] = s.outcomes;
+  j["wrong"] = s.wrong;
+  j["errors"] = s.errors;
+  if (!s.first_problem.empty()) j["first_problem"] = s.first_problem;
+  return j;
+}
+
+void PrintText(const nlohmann::json& j) {
+  std::printf(
+      "%s %s: %d connections x depth %d%s, %.1f s\n"
+      "  ops/s %.0f (requests/s %.0f), ops %llu\n"
+      "  latency us: p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu\n",
+      j["target"].get<std::string>().c_str(), j["workload"].get<std::string>().c_str(),
+      j["connections"].get<int>(), j["depth"].get<int>(),
+      j["rate"].get<double>() > 0
+          ? (" at " + std::to_string(j["rate"].get<int64_t>()) + "/s").c_str()
+          : "",
+      j["seconds"].get<double>(), j["ops_per_sec"].get<double>(),
+      j["requests_per_sec"].get<double>(), (unsigned long long)j["ops"].get<uint64_t>(),
+      (unsigned long long)j["latency_us"]["p50"].get<uint64_t>(),
+      (unsigned long long)j["latency_us"]["p90"].get<uint64_t>(),
+      (unsigned long long)j["latency_us"]["p99"].get<uint64_t>(),
+      (unsigned long long)j["latency_us"]["p99_9"].get<uint64_t>(),
+      (unsigned long long)j["latency_us"]["max"].get<uint64_t>());
+  std::printf("  outcomes:");
+  for (const auto& [name, n] : j["outcomes"].items()) {
+    std::printf(" %s=%llu", name.c_str(), (unsigned long long)n.get<uint64_t>());
   }
-};
+  std::printf("\n  wrong %llu, errors %llu%s%s\n", (unsigned long long)j["wrong"].get<uint64_t>(),
+              (unsigned long long)j["errors"].get<uint64_t>(),
+              j.contains("first_problem") ? ": " : "",
+              j.contains("first_problem") ? j["first_problem"].get<std::string>().c_str() : "");
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Run run;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const std::string value = argv[i + 1];
-    if (flag == "--endpoint")
-      run.args.endpoint = value;
-    else if (flag == "--connections")
-      run.args.connections = std::stoi(value);
-    else if (flag == "--depth")
-      run.args.depth = std::stoi(value);
-    else if (flag == "--seconds")
-      run.args.seconds = std::stod(value);
-    else if (flag == "--workload")
-      run.args.workload = value;
-    else {
-      std::fprintf(stderr, "idem-bench: unknown flag %s\n", flag.c_str());
-      return 2;
+  CLI::App app{"idem-bench: load for idemd (and Redis, side by side), every answer checked"};
+  Flags f;
+  AddFlags(&app, &f);
+  CLI11_PARSE(app, argc, argv);
+
+  RunConfig config;
+  config.redis = f.target == "redis";
+  config.target.endpoint =
+      !f.endpoint.empty() ? f.endpoint : (config.redis ? "127.0.0.1:6379" : "127.0.0.1:7420");
+  config.target.token = f.token;
+  if (!idem::bench::ParseWorkload(f.workload, &config.workload)) {
+    std::fprintf(stderr, "idem-bench: --workload %s is not a workload\n", f.workload.c_str());
+    return 2;
+  }
+  if (f.connections < f.threads) f.threads = f.connections;
+  config.depth = f.depth;
+  config.lease_ms = f.lease_ms;
+  config.wait_ms = f.wait_ms;
+  config.hot_keys = f.hot_keys;
+  config.body_bytes = f.body_bytes;
+  config.total_ops = f.total;
+  config.key_prefix =
+      "b" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-";
+  const bool populate = config.workload == idem::bench::Workload::kReplay ||
+                        config.workload == idem::bench::Workload::kLookupHit;
+  config.populated_keys = populate ? f.keys : 0;
+
+  idem::bench::SharedCounters shared;
+  std::vector<std::unique_ptr<Runner>> runners;
+  for (int t = 0; t < f.threads; ++t) {
+    RunConfig rc = config;
+    rc.connections = f.connections / f.threads + (t < f.connections % f.threads ? 1 : 0);
+    rc.rate = f.rate / f.threads;
+    runners.push_back(std::make_unique<Runner>(rc, &shared, 1234 + t));
+    idem::Status st = runners.back()->Connect();
+    if (!st.ok()) {
+      std::fprintf(stderr, "idem-bench: %s\n", st.ToString().c_str());
+      return 3;
     }
   }
-  run.prefix =
-      "k" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-";
-  idem::client::Options options;
-  options.endpoint = run.args.endpoint;
-  int connected = 0;
-  for (int i = 0; i < run.args.connections; ++i) {
-    auto c = idem::client::AsyncConnection::Create(run.io, options);
-    run.conns.push_back(c);
-    c->Connect([&, c](const idem::Status& st) {
-      if (!st.ok()) {
-        std::fprintf(stderr, "connect: %s\n", st.ToString().c_str());
-        return;
-      }
-      ++connected;
-      for (int d = 0; d < run.args.depth; ++d) run.Issue(c);
-    });
+  if (populate) {
+    idem::Status st = runners[0]->Populate(0, f.keys);
+    if (!st.ok()) {
+      std::fprintf(stderr, "idem-bench: populating: %s\n", st.ToString().c_str());
+      return 1;
+    }
   }
-  boost::asio::steady_timer timer(run.io);
   const auto start = SteadyClock::now();
-  timer.expires_after(std::chrono::milliseconds(static_cast<int64_t>(run.args.seconds * 1000)));
-  timer.async_wait([&](const boost::system::error_code&) {
-    run.stopping = true;
-    run.io.stop();
-  });
-  run.io.run();
+  const auto until = start + std::chrono::milliseconds(static_cast<int64_t>(f.seconds * 1000));
+  std::vector<std::thread> threads;
+  for (auto& r : runners) threads.emplace_back([&r, until] { r->Run(until); });
+  if (f.progress) {
+    while (SteadyClock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      const double t = std::chrono::duration<double>(SteadyClock::now() - start).count();
+      std::fprintf(stderr, "[%5.1fs] %llu ops, %.0f ops/s\n", t,
+                   (unsigned long long)shared.done.load(), shared.done.load() / t);
+    }
+  }
+  for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
-  std::printf(
-      "workload=%s connections=%d depth=%d seconds=%.1f ops=%llu ops/s=%.0f "
-      "p50=%lluus p90=%lluus p99=%lluus p99.9=%lluus max=%lluus wrong=%llu errors=%llu\n",
-      run.args.workload.c_str(), connected, run.args.depth, elapsed, (unsigned long long)run.ok,
-      run.ok / elapsed, (unsigned long long)run.latency.Percentile(50),
-      (unsigned long long)run.latency.Percentile(90),
-      (unsigned long long)run.latency.Percentile(99),
-      (unsigned long long)run.latency.Percentile(99.9), (unsigned long long)run.latency.max(),
-      (unsigned long long)run.wrong, (unsigned long long)run.errors);
-  return run.wrong > 0 || run.errors > 0 ? 1 : 0;
+  RunStats total;
+  for (auto& r : runners) total.Merge(r->stats());
+  const nlohmann::json report = Report(f, total, elapsed);
+  if (f.json) {
+    std::printf("%s\n", report.dump().c_str());
+  } else {
+    PrintText(report);
+  }
+  return total.wrong > 0 || total.errors > 0 ? 1 : 0;
 }

@@ -1,8 +1,11 @@
 #include "protocol/async_connection.h"
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <utility>
+#include <vector>
 
 namespace idem::client {
 
@@ -10,6 +13,12 @@ namespace v1 = idem::v1;
 using boost::asio::ip::tcp;
 using boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::chrono::milliseconds kSweepPeriod{20};
+
+}  // namespace
 
 Status ParseEndpoint(const std::string& text, std::string* host, uint16_t* port) {
   const size_t colon = text.rfind(':');
@@ -47,21 +56,37 @@ AsyncConnection::~AsyncConnection() {
 }
 
 void AsyncConnection::Connect(std::function<void(const Status&)> done) {
+  auto fail = [&](Status st) {
+    boost::asio::post(io_, [done = std::move(done), st = std::move(st)] { done(st); });
+  };
+  if (state_ != State::kNew) {
+    return fail(Status::InvalidArgument(
+        "AsyncConnection::Connect may be called once; create a new connection to reconnect"));
+  }
+  state_ = State::kClosed;  // until the connect is under way
   std::string host;
   uint16_t port = 0;
   Status st = ParseEndpoint(options_.endpoint, &host, &port);
-  if (!st.ok()) return done(st);
+  if (!st.ok()) return fail(st);
   error_code ec;
   tcp::resolver resolver(io_);
   auto endpoints = resolver.resolve(host, std::to_string(port), ec);
-  if (ec) return done(Status::IOError("resolving " + options_.endpoint + ": " + ec.message()));
-  connect_timer_.expires_after(options_.connect_timeout);
-  connect_timer_.async_wait([self = shared_from_this()](const error_code& e) {
-    if (!e) {
-      error_code ignored;
-      self->socket_.close(ignored);
-    }
-  });
+  if (ec) return fail(Status::IOError("resolving " + options_.endpoint + ": " + ec.message()));
+  state_ = State::kConnecting;
+  const bool bounded = options_.connect_timeout.count() > 0;
+  connect_deadline_ =
+      bounded ? SteadyClock::now() + options_.connect_timeout : SteadyClock::time_point::max();
+  if (bounded) {
+    connect_timer_.expires_at(connect_deadline_);
+    connect_timer_.async_wait([self = shared_from_this()](const error_code& e) {
+      // Only while the TCP connect is pending: a completion already queued
+      // when the connect succeeded must not close the new connection.
+      if (!e && self->state_ == State::kConnecting) {
+        error_code ignored;
+        self->socket_.close(ignored);
+      }
+    });
+  }
   boost::asio::async_connect(socket_, endpoints,
                              [self = shared_from_this(), done = std::move(done)](
                                  const error_code& e, const tcp::endpoint&) mutable {
@@ -71,16 +96,22 @@ void AsyncConnection::Connect(std::function<void(const Status&)> done) {
 
 void AsyncConnection::OnConnected(const error_code& ec, std::function<void(const Status&)> done) {
   connect_timer_.cancel();
+  const std::string what = "connecting to " + options_.endpoint + ": ";
+  if (state_ != State::kConnecting) return done(Status::IOError(what + "connection closed"));
   if (ec) {
+    FailAll(Status::IOError(what + "connect failed"));
     const std::string why =
         ec == boost::asio::error::operation_aborted ? "timed out" : ec.message();
-    return done(Status::IOError("connecting to " + options_.endpoint + ": " + why));
+    return done(Status::IOError(what + why));
   }
   error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
-  connected_ = true;
   DoRead();
-  if (!options_.hello) return done(Status::OK());
+  if (!options_.hello) {
+    state_ = State::kConnected;
+    return done(Status::OK());
+  }
+  state_ = State::kHello;
   SendHello(std::move(done));
 }
 
@@ -89,44 +120,90 @@ void AsyncConnection::SendHello(std::function<void(const Status&)> done) {
   req.mutable_hello()->set_protocol_version(1);
   req.mutable_hello()->set_token(options_.token);
   req.mutable_hello()->set_client_name(options_.client_name);
-  Call(std::move(req),
-       [self = shared_from_this(), done = std::move(done)](const Status& st, v1::Response* resp) {
-         if (!st.ok()) return done(st);
-         if (resp->has_error()) {
-           return done(Status::Remote(resp->error().code(), resp->error().message(),
-                                      resp->error().retry_after_ms()));
-         }
-         self->hello_ = resp->hello();
-         done(Status::OK());
-       });
+  // The Hello's answer is due within what is left of connect_timeout.
+  std::chrono::milliseconds timeout{0};
+  if (connect_deadline_ != SteadyClock::time_point::max()) {
+    timeout = std::max(std::chrono::milliseconds(1),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(connect_deadline_ -
+                                                                             SteadyClock::now()));
+  }
+  Send(
+      std::move(req),
+      [self = shared_from_this(), done = std::move(done)](const Status& st, v1::Response* resp) {
+        const std::string what = "connecting to " + self->options_.endpoint + ": ";
+        Status failure;
+        if (!st.ok()) {
+          failure = st.IsUnavailable() ? Status::IOError(what + "no answer to Hello (timed out)")
+                    : st.IsRemote()    ? st
+                                       : Status::IOError(what + st.message());
+        } else if (resp->has_error()) {
+          failure = Status::Remote(resp->error().code(), resp->error().message(),
+                                   resp->error().retry_after_ms());
+        } else if (self->state_ == State::kHello) {
+          self->hello_ = resp->hello();
+          self->state_ = State::kConnected;
+          return done(Status::OK());
+        } else {
+          failure = Status::IOError(what + "connection closed");
+        }
+        // A failed Hello leaves nothing usable: close the socket now rather
+        // than leak it until the server gives up on it.
+        self->FailAll(Status::IOError(what + "Hello failed"));
+        done(failure);
+      },
+      timeout);
+}
+
+void AsyncConnection::PostFailure(Callback done, Status status) {
+  boost::asio::post(
+      io_, [done = std::move(done), status = std::move(status)] { done(status, nullptr); });
 }
 
 void AsyncConnection::Call(v1::Request request, Callback done, std::chrono::milliseconds timeout) {
-  if (!connected_) {
-    Status st = Status::IOError("not connected to " + options_.endpoint);
-    return done(st, nullptr);
+  if (state_ != State::kConnected) {
+    return PostFailure(
+        std::move(done),
+        Status::IOError((state_ == State::kClosed ? "connection to " : "not connected to ") +
+                        options_.endpoint + (state_ == State::kClosed ? " is closed" : "")));
   }
+  Send(std::move(request), std::move(done), timeout);
+}
+
+void AsyncConnection::Send(v1::Request request, Callback done, std::chrono::milliseconds timeout) {
   const uint64_t id = next_id_++;
   request.set_id(id);
   if (timeout == kDefaultTimeout) timeout = options_.call_timeout;
   if (timeout.count() > 0 && request.has_reserve()) {
     timeout += std::chrono::milliseconds(request.reserve().wait_ms());
   }
-  Pending p{std::move(done),
-            timeout.count() > 0 ? SteadyClock::now() + timeout : SteadyClock::time_point::max()};
-  pending_.emplace(id, std::move(p));
-  if (timeout.count() > 0) ArmSweep();
-  const bool idle = out_.empty() && !write_in_flight_;
-  if (!protocol::AppendFrame(&out_, request)) {
-    auto node = pending_.extract(id);
-    return node.mapped().done(Status::InvalidArgument("request too large"), nullptr);
+  // A frame over the server's limit would make it fail the whole connection
+  // (every request in flight): refuse it here instead, unsent.
+  const size_t size = request.ByteSizeLong();
+  const uint32_t limit = hello_.limits().max_frame_bytes();
+  if ((limit > 0 && size > limit) || size > UINT32_MAX) {
+    return PostFailure(std::move(done),
+                       Status::InvalidArgument("request of " + std::to_string(size) +
+                                               " bytes is larger than the server's "
+                                               "max_frame_bytes " +
+                                               std::to_string(limit) + "; not sent"));
   }
+  protocol::AppendFrame(&out_, request);
+  pending_.emplace(id,
+                   Pending{std::move(done), timeout.count() > 0 ? SteadyClock::now() + timeout
+                                                                : SteadyClock::time_point::max()});
+  if (timeout.count() > 0) ArmSweep();
   // Posted: requests issued in the same turn go out in one write.
-  if (idle) boost::asio::post(io_, [self = shared_from_this()] { self->StartWrite(); });
+  if (!write_in_flight_ && !write_posted_) {
+    write_posted_ = true;
+    boost::asio::post(io_, [self = shared_from_this()] {
+      self->write_posted_ = false;
+      self->StartWrite();
+    });
+  }
 }
 
 void AsyncConnection::StartWrite() {
-  if (write_in_flight_ || out_.empty() || !connected_) return;
+  if (write_in_flight_ || out_.empty() || state_ == State::kClosed) return;
   writing_.swap(out_);
   out_.clear();
   write_in_flight_ = true;
@@ -134,8 +211,11 @@ void AsyncConnection::StartWrite() {
                            [self = shared_from_this()](const error_code& ec, size_t) {
                              self->write_in_flight_ = false;
                              self->writing_.clear();
-                             if (ec)
-                               return self->FailAll(Status::IOError("write: " + ec.message()));
+                             if (self->state_ == State::kClosed) return;
+                             if (ec) {
+                               return self->FailAll(Status::IOError(
+                                   "writing to " + self->options_.endpoint + ": " + ec.message()));
+                             }
                              self->StartWrite();
                            });
 }
@@ -147,8 +227,8 @@ void AsyncConnection::DoRead() {
 }
 
 void AsyncConnection::OnRead(const error_code& ec, size_t n) {
+  if (state_ == State::kClosed) return;
   if (ec) {
-    if (!connected_) return;
     const std::string why = ec == boost::asio::error::eof ? "closed by the server" : ec.message();
     return FailAll(Status::IOError("connection to " + options_.endpoint + " " + why));
   }
@@ -158,10 +238,12 @@ void AsyncConnection::OnRead(const error_code& ec, size_t n) {
     const auto r = decoder_.Next(&payload);
     if (r == protocol::FrameDecoder::Result::kNeedMore) break;
     if (r == protocol::FrameDecoder::Result::kTooLarge) {
-      return FailAll(Status::IOError("response frame larger than max_frame_bytes"));
+      return FailAll(Status::IOError("response frame from " + options_.endpoint +
+                                     " larger than max_frame_bytes"));
     }
     Dispatch(payload);
-    if (!connected_) return;
+    // A callback may have closed the connection.
+    if (state_ == State::kClosed) return;
   }
   DoRead();
 }
@@ -182,9 +264,9 @@ void AsyncConnection::Dispatch(std::string_view payload) {
 }
 
 void AsyncConnection::ArmSweep() {
-  if (sweep_armed_) return;
+  if (sweep_armed_ || state_ == State::kClosed) return;
   sweep_armed_ = true;
-  sweep_timer_.expires_after(std::chrono::milliseconds(20));
+  sweep_timer_.expires_after(kSweepPeriod);
   sweep_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
     self->sweep_armed_ = false;
     if (!ec) self->Sweep();
@@ -192,31 +274,47 @@ void AsyncConnection::ArmSweep() {
 }
 
 void AsyncConnection::Sweep() {
+  if (state_ == State::kClosed) return;
   const auto now = SteadyClock::now();
-  bool any_deadline = false;
+  // Collect first: a callback may Call (growing pending_) or Close (emptying
+  // it), either of which would invalidate an iterator held across it.
+  std::vector<std::pair<uint64_t, Callback>> expired;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.deadline <= now) {
-      Callback done = std::move(it->second.done);
+      expired.emplace_back(it->first, std::move(it->second.done));
       it = pending_.erase(it);
-      done(Status::Unavailable("the call timed out; it may or may not have taken effect"), nullptr);
-      continue;
+    } else {
+      ++it;
     }
-    any_deadline |= it->second.deadline != SteadyClock::time_point::max();
-    ++it;
   }
-  if (any_deadline) ArmSweep();
+  std::sort(expired.begin(), expired.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  const Status timed_out = Status::Unavailable("the call to " + options_.endpoint +
+                                               " timed out; it may or may not have taken effect");
+  for (auto& [id, done] : expired) done(timed_out, nullptr);
+  for (const auto& [id, p] : pending_) {
+    if (p.deadline != SteadyClock::time_point::max()) {
+      ArmSweep();
+      break;
+    }
+  }
 }
 
 void AsyncConnection::FailAll(const Status& status) {
-  connected_ = false;
+  state_ = State::kClosed;
   error_code ignored;
   socket_.close(ignored);
   connect_timer_.cancel();
   sweep_timer_.cancel();
-  auto pending = std::move(pending_);
-  pending_.clear();
   out_.clear();
-  for (auto& [id, p] : pending) p.done(status, nullptr);
+  // Moved out first: a callback may call Close (FailAll again) or Call.
+  std::vector<std::pair<uint64_t, Callback>> failed;
+  failed.reserve(pending_.size());
+  for (auto& [id, p] : pending_) failed.emplace_back(id, std::move(p.done));
+  pending_.clear();
+  std::sort(failed.begin(), failed.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [id, done] : failed) done(status, nullptr);
 }
 
 void AsyncConnection::Close() { FailAll(Status::IOError("connection closed")); }

@@ -7,14 +7,27 @@
 //   io.run();
 //
 // Contract:
-//  - Callbacks run on a thread running `io`; run io on one thread (or call
-//    everything from one strand). The object itself is not thread-safe.
-//  - Every Call's callback runs exactly once: with the Response, or with a
-//    non-OK Status (timed out, connection lost, not connected). A request is
-//    never re-sent: after a lost connection the caller decides what to retry.
+//  - Threading: the object is not thread-safe and its internal handlers are
+//    not bound to a strand, so `io` must be run by exactly one thread, and
+//    Connect, Call, Close and the accessors must be called on that thread
+//    (from a callback or a handler posted to `io`), or while `io` is not
+//    running. Use one io_context (and thread) per connection, or several
+//    connections on one io thread, to scale.
+//  - Callbacks always run from `io` (never inside Connect or Call), so a
+//    callback may issue new Calls or Close() the connection. The one
+//    exception is Close(): it runs the pending callbacks before it returns.
+//  - Every Call's callback runs exactly once: with the Response (status OK),
+//    or with a non-OK Status: Unavailable (timed out: it may or may not have
+//    taken effect), IOError (not connected, connection lost or closed),
+//    InvalidArgument (the request is larger than the server's frame limit;
+//    not sent), or Remote (the server failed the connection as a whole, e.g.
+//    ERROR_FRAME_TOO_LARGE). A request is never re-sent: after a lost
+//    connection the caller decides what to retry.
 //  - A Response carrying Response.error is delivered as a Response (status
 //    OK); the typed helpers in client.h turn it into Status::Remote.
 //  - Request ids are assigned here; the caller's id is overwritten.
+//  - One connection per object: Connect may be called once. After a failure
+//    or Close(), create a new AsyncConnection to reconnect.
 #pragma once
 
 #include <array>
@@ -41,6 +54,7 @@ struct Options {
   std::string client_name = "idem-client";
   // Say Hello after connecting (required with a token; also learns limits).
   bool hello = true;
+  // Bounds the TCP connect and the Hello exchange together; 0: no bound.
   std::chrono::milliseconds connect_timeout{5000};
   // Default per-call timeout; 0 waits forever. A waiting Reserve adds its
   // wait_ms to this.
@@ -54,27 +68,36 @@ Status ParseEndpoint(const std::string& text, std::string* host, uint16_t* port)
 
 class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
  public:
-  using Callback = std::function<void(const Status&, idem::v1::Response*)>;
+  // `response` is null when `status` is not OK; it is valid only during the
+  // callback (Swap it out to keep it).
+  using Callback = std::function<void(const Status& status, idem::v1::Response* response)>;
   static constexpr std::chrono::milliseconds kDefaultTimeout{-1};
 
   static std::shared_ptr<AsyncConnection> Create(boost::asio::io_context& io, Options options);
   ~AsyncConnection();
 
-  // Resolves, connects and (with options.hello) says Hello. `done` gets OK,
-  // an IOError naming the endpoint, or the server's Hello error as Remote.
+  // Resolves, connects and (with options.hello) says Hello, all within
+  // options.connect_timeout. `done` gets OK, an IOError naming the endpoint
+  // (refused, timed out, closed), or the server's Hello error as Remote
+  // (e.g. ERROR_UNAUTHENTICATED); on failure the socket is closed.
   void Connect(std::function<void(const Status&)> done);
-  // Sends `request` with a fresh id. `timeout` kDefaultTimeout: the option's.
+  // Sends `request` with a fresh id. `timeout` kDefaultTimeout: the option's;
+  // 0 (or negative): none. Requests issued in one turn of `io` go out in one
+  // write. Before Connect's `done` got OK, fails with IOError.
   void Call(idem::v1::Request request, Callback done,
             std::chrono::milliseconds timeout = kDefaultTimeout);
-  // Closes; every pending callback gets IOError("connection closed").
+  // Closes; every pending callback gets IOError("connection closed") before
+  // Close returns. Idempotent.
   void Close();
 
-  bool connected() const { return connected_; }
+  // True between a successful Connect and the connection's end.
+  bool connected() const { return state_ == State::kConnected; }
   size_t inflight() const { return pending_.size(); }
   // The server's HelloReply (after a successful Connect with hello).
   const idem::v1::HelloReply& hello() const { return hello_; }
 
  private:
+  enum class State { kNew, kConnecting, kHello, kConnected, kClosed };
   struct Pending {
     Callback done;
     std::chrono::steady_clock::time_point deadline;  // max(): none
@@ -83,6 +106,9 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   AsyncConnection(boost::asio::io_context& io, Options options);
   void OnConnected(const boost::system::error_code& ec, std::function<void(const Status&)> done);
   void SendHello(std::function<void(const Status&)> done);
+  // Queues `request` (state kHello or kConnected).
+  void Send(idem::v1::Request request, Callback done, std::chrono::milliseconds timeout);
+  void PostFailure(Callback done, Status status);
   void DoRead();
   void OnRead(const boost::system::error_code& ec, size_t n);
   void Dispatch(std::string_view payload);
@@ -97,12 +123,14 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer sweep_timer_;
   bool sweep_armed_ = false;
+  State state_ = State::kNew;
+  std::chrono::steady_clock::time_point connect_deadline_;
   protocol::FrameDecoder decoder_;
   std::array<char, 64 * 1024> read_buf_;
   std::string out_;
   std::string writing_;
   bool write_in_flight_ = false;
-  bool connected_ = false;
+  bool write_posted_ = false;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Pending> pending_;
   idem::v1::Response response_;  // reused

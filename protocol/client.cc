@@ -1,5 +1,7 @@
 #include "protocol/client.h"
 
+#include <optional>
+
 namespace idem::client {
 
 namespace v1 = idem::v1;
@@ -27,38 +29,57 @@ const v1::HelloReply& Client::hello() const {
 
 Status Client::Connect() {
   if (conn_) conn_->Close();
+  conn_.reset();
   io_.restart();
-  conn_ = AsyncConnection::Create(io_, options_);
-  bool done = false;
-  Status result;
-  conn_->Connect([&](const Status& st) {
-    result = st;
-    done = true;
-  });
-  while (!done && io_.run_one() > 0) {
+  auto conn = AsyncConnection::Create(io_, options_);
+  // Shared with the callback: it must not refer to this frame if it ever
+  // ran after Connect returned.
+  auto outcome = std::make_shared<std::optional<Status>>();
+  conn->Connect([outcome](const Status& st) { *outcome = st; });
+  while (!outcome->has_value() && io_.run_one() > 0) {
   }
-  if (!done) result = Status::IOError("connect did not finish");
-  if (!result.ok()) conn_.reset();
-  return result;
+  if (!outcome->has_value()) {
+    conn->Close();
+    return Status::IOError("connecting to " + options_.endpoint + ": did not finish");
+  }
+  if (!(*outcome)->ok()) return **outcome;
+  conn_ = std::move(conn);
+  return Status::OK();
 }
 
 StatusOr<v1::Response> Client::Call(v1::Request request) {
+  io_.restart();
+  // Let a close that happened since the last call (the server went away)
+  // be noticed now, so this call reconnects instead of failing on a dead
+  // socket. Nothing has been sent yet: this is not a re-send.
+  if (conn_) io_.poll();
   if (!connected()) IDEM_RETURN_IF_ERROR(Connect());
   io_.restart();
-  bool done = false;
-  Status status;
-  v1::Response response;
-  conn_->Call(std::move(request), [&](const Status& st, v1::Response* resp) {
-    status = st;
-    if (resp != nullptr) response.Swap(resp);
-    done = true;
+  struct Outcome {
+    bool done = false;
+    Status status;
+    v1::Response response;
+  };
+  // Shared with the callback: it must not refer to this frame if it ever
+  // ran after Call returned.
+  auto outcome = std::make_shared<Outcome>();
+  conn_->Call(std::move(request), [outcome](const Status& st, v1::Response* resp) {
+    outcome->status = st;
+    if (resp != nullptr) outcome->response.Swap(resp);
+    outcome->done = true;
   });
-  while (!done && io_.run_one() > 0) {
+  while (!outcome->done && io_.run_one() > 0) {
   }
-  if (!done) return Status::IOError("the call did not finish");
-  if (!status.ok()) return status;
-  if (response.has_error()) return RemoteError(response);
-  return response;
+  if (!outcome->done) {
+    // Should not happen (a connection always has a read pending); if it
+    // does, fail this call and drop the connection rather than wait forever.
+    conn_->Close();
+    conn_.reset();
+    return Status::IOError("the call to " + options_.endpoint + " did not finish");
+  }
+  if (!outcome->status.ok()) return outcome->status;
+  if (outcome->response.has_error()) return RemoteError(outcome->response);
+  return std::move(outcome->response);
 }
 
 StatusOr<v1::ReserveReply> Client::Reserve(std::string_view scope, std::string_view key,

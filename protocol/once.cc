@@ -16,7 +16,7 @@ class Renewer {
  public:
   Renewer(const Options& options, std::string scope, std::string key, uint64_t token,
           uint32_t lease_ms)
-      : client_(options),
+      : client_(RenewOptions(options, lease_ms)),
         scope_(std::move(scope)),
         key_(std::move(key)),
         token_(token),
@@ -35,8 +35,24 @@ class Renewer {
   bool lost() const { return lost_; }
 
  private:
+  // A renewal answered after the lease ran out is useless, and the Renewer's
+  // destructor waits for the call in progress: bound both by the lease.
+  static Options RenewOptions(Options options, uint32_t lease_ms) {
+    const std::chrono::milliseconds bound(std::max<uint32_t>(lease_ms, 100));
+    if (options.call_timeout.count() <= 0 || options.call_timeout > bound) {
+      options.call_timeout = bound;
+    }
+    if (options.connect_timeout.count() <= 0 || options.connect_timeout > bound) {
+      options.connect_timeout = bound;
+    }
+    return options;
+  }
+
   void Loop() {
     const auto period = std::chrono::milliseconds(std::max<uint32_t>(lease_ms_ / 3, 1));
+    // Connect now, so the first renewal is not late by a connect and Hello
+    // (a failure here is retried by the first Renew).
+    (void)client_.Connect();
     std::unique_lock<std::mutex> lock(mu_);
     while (!cv_.wait_for(lock, period, [&] { return stop_; })) {
       lock.unlock();
@@ -85,8 +101,10 @@ StatusOr<OnceResult> Once(Client& client, std::string_view scope, std::string_vi
   const uint64_t token = reserved->token();
   StatusOr<OnceValue> value = Status::Internal("fn did not run");
   {
-    Renewer renewer(client.options(), std::string(scope), std::string(key), token,
-                    reserved->lease_remaining_ms());
+    // Renew with the lease the server granted (it clamps lease_ms).
+    const uint32_t lease_ms =
+        reserved->lease_remaining_ms() > 0 ? reserved->lease_remaining_ms() : options.lease_ms;
+    Renewer renewer(client.options(), std::string(scope), std::string(key), token, lease_ms);
     value = fn();
   }
   if (!value.ok()) {
@@ -97,7 +115,9 @@ StatusOr<OnceResult> Once(Client& client, std::string_view scope, std::string_vi
   }
   auto completed =
       client.Complete(scope, key, token, value->status, value->body, options.retention_ms);
-  if (!completed.ok()) return completed.status();
+  if (!completed.ok()) {
+    return completed.status().WithContext("fn ran but its result may not be stored");
+  }
   switch (completed->outcome()) {
     case v1::COMPLETE_OK: return OnceResult{true, std::move(*value)};
     case v1::COMPLETE_ALREADY_COMPLETED:

@@ -14,12 +14,23 @@
 // Complete with fn's value, or Release when fn fails so a later caller may try
 // again. A duplicate gets the stored value without running fn.
 //
+// fn runs at most once per acquisition: among concurrent Once calls on one
+// key, one runs fn and the others wait (up to wait_ms) and get its value.
+// The lease is renewed every lease/3 on a second connection (same Options)
+// from a helper thread, so fn may run longer than lease_ms.
+//
 // Errors: InvalidArgument on a fingerprint mismatch (same key, different
 // request); Unavailable when the key is still in progress after wait_ms; fn's
-// own Status when it failed (the lease was released); Aborted-style Internal
-// "lease lost" when fn ran but its value could not be stored because another
-// holder took the key over (fn's side effect happened: reconcile); a call error.
-// Blocking; `client` must not be used by another thread meanwhile.
+// own Status when it failed (the lease was released, so a later Once runs fn
+// again; all of fn's failures are taken as retriable); Internal "lease lost"
+// when fn ran but its value could not be stored because another holder took
+// the key over (fn's side effect happened: reconcile); a Client error from
+// Reserve (fn did not run), or from Complete with the context "fn ran but its
+// result may not be stored" (fn's side effect happened; the key becomes
+// reservable again when the lease runs out). Nothing is re-sent.
+// Blocking (up to wait_ms + the client's call timeout, plus fn's time);
+// `client` must not be used by another thread meanwhile. Thread-safe
+// otherwise: concurrent Once calls each need their own Client.
 #pragma once
 
 #include <chrono>

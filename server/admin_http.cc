@@ -1,5 +1,6 @@
 #include "server/admin_http.h"
 
+#include <atomic>
 #include <exception>
 #include <optional>
 #include <string_view>
@@ -7,6 +8,7 @@
 #include <utility>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -115,7 +117,15 @@ std::string_view PathOf(beast::string_view target) {
   return path.substr(0, path.find('?'));
 }
 
-Response Respond(const Request& req, const AdminHttp::Handlers& handlers) {
+Response MethodNotAllowed(const Request& req, const char* allow) {
+  Response res = MakeResponse(req.version(), req.keep_alive(),
+                              {http::status::method_not_allowed, kTextType, "method not allowed\n"},
+                              req.method() == http::verb::head);
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+Response Route(const Request& req, const AdminHttp::Handlers& handlers) {
   std::string_view path = PathOf(req.target());
   bool head = req.method() == http::verb::head;
   auto reply = [&](Payload payload) {
@@ -124,11 +134,7 @@ Response Respond(const Request& req, const AdminHttp::Handlers& handlers) {
   if (path != "/metrics" && path != "/health") {
     return reply({http::status::not_found, kTextType, "not found\n"});
   }
-  if (req.method() != http::verb::get && !head) {
-    Response res = reply({http::status::method_not_allowed, kTextType, "method not allowed\n"});
-    res.set(http::field::allow, "GET, HEAD");
-    return res;
-  }
+  if (req.method() != http::verb::get && !head) return MethodNotAllowed(req, "GET, HEAD");
   return reply(Guarded(path == "/metrics" ? Metrics : Health, handlers));
 }
 
@@ -170,10 +176,15 @@ class AdminHttp::Session : public std::enable_shared_from_this<Session> {
   void Run() { Read(); }
   // Closes the socket; pending operations complete with operation_aborted.
   void Close() { stream_.close(); }
+  // Writes the answer to an asynchronous request (io's thread), unless the
+  // server stopped or the connection is gone.
+  void Finish(unsigned version, bool keep_alive, int status, std::string body);
 
  private:
   void Read();
   void OnRead(const beast::error_code& ec, size_t bytes);
+  // Hands POST /backup to its handler; the reply comes through Respond.
+  void StartBackup(const Request& req);
   void Write(Response res);
   void OnWrite(const beast::error_code& ec, size_t bytes);
   void Shutdown();
@@ -183,6 +194,45 @@ class AdminHttp::Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;  // kept alive until its write completes
   const std::shared_ptr<State> state_;
+};
+
+// What a Respond function holds: the session waiting for its answer. The
+// session is only ever released on io's thread (its destructor touches the
+// State), whichever thread drops the last copy of the Respond.
+class AdminHttp::Pending {
+ public:
+  Pending(net::any_io_executor executor, std::shared_ptr<Session> session, unsigned version,
+          bool keep_alive)
+      : executor_(std::move(executor)),
+        session_(std::move(session)),
+        version_(version),
+        keep_alive_(keep_alive) {}
+  Pending(const Pending&) = delete;
+  Pending& operator=(const Pending&) = delete;
+
+  // Every caller holds a reference, so this runs after the last Respond call.
+  ~Pending() {
+    if (!session_) return;
+    try {
+      net::post(executor_, [session = std::move(session_)] {});  // closes the connection
+    } catch (const std::exception&) {  // out of memory: nothing better to do
+    }
+  }
+
+  void Respond(int status, std::string body) {
+    if (done_.exchange(true)) return;  // from here on session_ is ours alone
+    net::post(executor_, [session = std::move(session_), version = version_,
+                          keep_alive = keep_alive_, status, body = std::move(body)]() mutable {
+      session->Finish(version, keep_alive, status, std::move(body));
+    });
+  }
+
+ private:
+  const net::any_io_executor executor_;
+  std::shared_ptr<Session> session_;
+  const unsigned version_;
+  const bool keep_alive_;
+  std::atomic<bool> done_{false};
 };
 
 void AdminHttp::State::Accept() {
@@ -244,7 +294,35 @@ void AdminHttp::Session::OnRead(const beast::error_code& ec, size_t /*bytes*/) {
   // Timeout, reset, or operation_aborted (Stop): drop the session.
   if (ec || state_->stopped) return;
   try {
-    Write(Respond(parser_->get(), state_->handlers));
+    const Request& req = parser_->get();
+    if (state_->handlers.backup && PathOf(req.target()) == "/backup") return StartBackup(req);
+    Write(Route(req, state_->handlers));
+  } catch (const std::exception&) {  // e.g. bad_alloc: drop this session only
+  }
+}
+
+void AdminHttp::Session::StartBackup(const Request& req) {
+  if (req.method() != http::verb::post) return Write(MethodNotAllowed(req, "POST"));
+  auto pending = std::make_shared<Pending>(stream_.get_executor(), shared_from_this(),
+                                           req.version(), req.keep_alive());
+  AdminHttp::Respond respond = [pending](int status, std::string body) {
+    pending->Respond(status, std::move(body));
+  };
+  try {
+    state_->handlers.backup(req.body(), respond);
+  } catch (const std::exception& e) {
+    respond(500, std::string(e.what()) + "\n");
+  } catch (...) {
+    respond(500, "internal error\n");
+  }
+}
+
+void AdminHttp::Session::Finish(unsigned version, bool keep_alive, int status, std::string body) {
+  if (state_->stopped || !stream_.socket().is_open()) return;
+  if (status < 100 || status > 599) status = 500;
+  try {
+    Write(MakeResponse(version, keep_alive,
+                       {static_cast<http::status>(status), kTextType, std::move(body)}, false));
   } catch (const std::exception&) {  // e.g. bad_alloc: drop this session only
   }
 }

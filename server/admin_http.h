@@ -1,8 +1,9 @@
 // The admin HTTP port of idemd (--admin-listen, PROTOCOL.md section 6):
 // GET /metrics (Prometheus text format 0.0.4) and GET /health, for scrapers
-// and probes. An ops port, so it stays cheap and bounded: HTTP/1.1 keep-alive,
-// small requests only, few sessions, idle sessions closed. No authentication
-// of its own (PROTOCOL.md section 4: it is loopback unless --allow-insecure).
+// and probes, and POST /backup (an online checkpoint) for operators. An ops
+// port, so it stays cheap and bounded: HTTP/1.1 keep-alive, small requests
+// only, few sessions, idle sessions closed. No authentication of its own
+// (PROTOCOL.md section 4: it is loopback unless --allow-insecure).
 #pragma once
 
 #include <chrono>
@@ -31,6 +32,14 @@ namespace idem::server {
 // while completions are still queued is safe.
 class AdminHttp {
  public:
+  // Completes an asynchronous request: `status` (an HTTP status code; one
+  // outside 100..599 becomes 500) and the whole response body. May be called,
+  // copied and destroyed on any thread while the io_context exists; the reply
+  // is written on io's thread. Only the first call counts. A call after the
+  // client left, after Stop() or after the AdminHttp was destroyed does
+  // nothing. Dropping every copy uncalled closes the connection.
+  using Respond = std::function<void(int status, std::string body)>;
+
   struct Handlers {
     // Body of GET /metrics. Empty function: an empty body.
     std::function<std::string()> metrics;
@@ -39,6 +48,11 @@ class AdminHttp {
     // The 503 body, e.g. "draining\n" or "storage failed\n". Empty function
     // or empty result: "unavailable\n".
     std::function<std::string()> health_detail;
+    // POST /backup, asynchronous: called on io's thread with the request body;
+    // the session reads no further request until `respond` is called (from
+    // any thread). Another method on /backup: 405 with "Allow: POST". Empty
+    // function: /backup is 404 like any unknown path.
+    std::function<void(std::string body, Respond respond)> backup;
     // A handler that throws is answered 500; nothing escapes to io.run().
   };
 
@@ -82,6 +96,7 @@ class AdminHttp {
  private:
   struct State;  // acceptor and sessions; shared with the pending operations
   class Session;
+  class Pending;  // behind a Respond
 
   AdminHttp(std::shared_ptr<State> state, uint16_t port);
 

@@ -34,6 +34,8 @@ void Executor::Flush() {
   open_keys_.clear();
   syncing_answers_.swap(open_answers_);
   open_answers_.clear();
+  // TEST ONLY (Options::unsafe_ack_before_sync): acknowledge before the sync.
+  if (options_.unsafe_ack_before_sync) Release(&syncing_answers_);
 
   if (options_.durability == Durability::kAsync) {
     // In the OS's hands: survives a killed process, not a power cut.

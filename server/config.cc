@@ -68,6 +68,10 @@ void AddServerSettings(CLI::App* app, Config* c, EnumText* e) {
   Add(app, "listen", &c->listen, "Protocol port, HOST:PORT; port 0 picks a free one");
   Add(app, "admin-listen", &c->admin_listen, "HTTP /metrics and /health, HOST:PORT or off");
   Add(app, "data-dir", &c->data_dir, "Database directory, created if missing");
+  Add(app, "backup-dir", &c->backup_dir,
+      "Root of online backups (POST /backup on the admin port), created on demand. A backup\n"
+      "goes only below it: a relative target is resolved inside it, an absolute one must lie\n"
+      "inside it; \"..\" is refused and symbolic links may not lead outside it");
   Add(app, "durability", &e->durability, "sync (fdatasync before answering) or async");
   Add(app, "auth-file", &c->auth_file, "TOML table of [[tokens]]; none: no authentication");
   Add(app, "allow-insecure", &c->allow_insecure, "Allow non-loopback ports without protection");
@@ -294,6 +298,7 @@ Status CheckAddresses(const Config& c) {
 Status Validate(const EnumText& text, Config* c) {
   IDEM_RETURN_IF_ERROR(ParseEnums(text, c));
   if (c->data_dir.empty()) return Status::InvalidArgument("--data-dir is empty");
+  if (c->backup_dir.empty()) return Status::InvalidArgument("--backup-dir is empty");
   IDEM_RETURN_IF_ERROR(CheckNumbers(*c));
   return CheckAddresses(*c);
 }

@@ -18,6 +18,8 @@ struct Config {
   std::string listen = "127.0.0.1:7420";
   std::string admin_listen = "127.0.0.1:7421";  // "off" disables the admin port
   std::string data_dir = "./idem-data";
+  // Root of POST /backup targets (admin port); created on demand.
+  std::string backup_dir = "./idem-backups";
   Durability durability = Durability::kSync;
   std::string auth_file;  // empty: no authentication
   bool allow_insecure = false;

@@ -54,6 +54,10 @@ class Executor {
     storage::Limits limits;
     uint32_t max_waiters = 100'000;
     uint32_t max_waiters_per_key = 1'000;
+    // TEST ONLY; never expose as a flag or config. Delivers each batch's
+    // answers right after Write(sync=false), before its WAL sync: the negative
+    // control of tests/server/power_loss_test.cc, which must then see a loss.
+    bool unsafe_ack_before_sync = false;
   };
 
   Executor(boost::asio::io_context& io, storage::Store* store, storage::TokenSource* tokens,

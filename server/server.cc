@@ -110,6 +110,11 @@ Status Server::StartAdmin() {
   handlers.health_detail = [this] {
     return std::string(storage_failed_ ? "storage failed\n" : "draining\n");
   };
+  IDEM_RETURN_IF_ERROR(BackupRunner::Create(io_, store_.get(), config_.backup_dir, &backup_));
+  handlers.backup = [this](std::string body, AdminHttp::Respond respond) {
+    if (!healthy()) return respond(503, storage_failed_ ? "storage failed\n" : "draining\n");
+    backup_->Start(std::move(body), std::move(respond));
+  };
   return AdminHttp::Start(io_, at, std::move(handlers), &admin_);
 }
 
@@ -118,7 +123,10 @@ bool Server::healthy() const { return !draining_ && !storage_failed_; }
 int Server::Run() {
   spdlog::info("idemd {} listening on {}:{}", kServerVersion,
                acceptor_.local_endpoint().address().to_string(), port_);
-  if (admin_) spdlog::info("admin http listening on port {}", admin_->port());
+  if (admin_) {
+    spdlog::info("admin http listening on port {}", admin_->port());
+    spdlog::info("backups (POST /backup) go below {}", backup_->root().string());
+  }
   spdlog::info("data dir {}, durability {}, auth {}", config_.data_dir,
                config_.durability == Durability::kSync ? "sync" : "async", auth_ ? "on" : "off");
   signals_.async_wait([this](const error_code& ec, int signo) { OnSignal(ec, signo); });
@@ -126,6 +134,10 @@ int Server::Run() {
   Sweep();
   ScheduleCompactionCheck();
   io_.run();
+  if (backup_) {
+    if (backup_->running()) spdlog::info("waiting for the backup in progress");
+    backup_->Wait();  // it reads the store
+  }
   executor_.reset();
   tokens_.reset();
   Status st = store_->Close();

@@ -17,6 +17,7 @@
 
 #include "server/admin_http.h"
 #include "server/auth.h"
+#include "server/backup.h"
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/executor.h"
@@ -81,6 +82,7 @@ class Server {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::TokenSource> tokens_;
   std::unique_ptr<Executor> executor_;
+  std::unique_ptr<BackupRunner> backup_;  // with the admin port; before Store::Close, Wait()
   std::unique_ptr<AdminHttp> admin_;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   uint16_t port_ = 0;

@@ -2,11 +2,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/executor_work_guard.hpp>
@@ -65,6 +69,19 @@ class Client {
     http::async_write(stream_, req, [&](const beast::error_code& ec, size_t) { reply.ec = ec; });
     RunBounded();
     return reply.ec ? reply : ReadResponse(verb == http::verb::head);
+  }
+
+  Reply Post(const std::string& target, const std::string& body) {
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.body() = body;
+    req.prepare_payload();
+    Reply reply;
+    reply.ec = net::error::timed_out;
+    stream_.expires_after(kClientTimeout);
+    http::async_write(stream_, req, [&](const beast::error_code& ec, size_t) { reply.ec = ec; });
+    RunBounded();
+    return reply.ec ? reply : ReadResponse();
   }
 
   Reply ReadResponse(bool head = false) {
@@ -153,11 +170,46 @@ class AdminHttpTest : public ::testing::Test {
     std::future<void> stopped = done->get_future();
     AdminHttp* server = server_.get();
     net::post(io_, [server, done] {
-      server->Stop();
+      if (server != nullptr) server->Stop();
       done->set_value();
     });
     ASSERT_EQ(stopped.wait_for(kClientTimeout), std::future_status::ready);
   }
+
+  // Runs `fn` on io's thread and waits for it.
+  void OnIo(std::function<void()> fn) {
+    auto done = std::make_shared<std::promise<void>>();
+    std::future<void> ran = done->get_future();
+    net::post(io_, [fn = std::move(fn), done] {
+      fn();
+      done->set_value();
+    });
+    ASSERT_EQ(ran.wait_for(kClientTimeout), std::future_status::ready);
+  }
+
+  // A backup handler that hands its body and Respond to the test.
+  AdminHttp::Handlers CapturingHandlers() {
+    AdminHttp::Handlers handlers = DefaultHandlers();
+    handlers.backup = [this](std::string body, AdminHttp::Respond respond) {
+      std::lock_guard<std::mutex> lock(mu_);
+      bodies_.push_back(std::move(body));
+      responds_.push_back(std::move(respond));
+      cv_.notify_all();
+    };
+    return handlers;
+  }
+
+  // Waits until the backup handler was called `n` times; its n-th Respond.
+  AdminHttp::Respond WaitForBackup(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, kClientTimeout, [&] { return responds_.size() >= n; });
+    return responds_.size() >= n ? responds_[n - 1] : AdminHttp::Respond();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> bodies_;
+  std::vector<AdminHttp::Respond> responds_;
 
   uint16_t port() const { return server_->port(); }
 
@@ -327,6 +379,131 @@ TEST_F(AdminHttpTest, StopClosesOpenSessions) {
   ASSERT_FALSE(client.Request(http::verb::get, "/health").ec);
   StopOnIo();
   EXPECT_TRUE(IsClosed(client.ReadUntilClosed()));
+}
+
+TEST_F(AdminHttpTest, BackupHandlerGetsTheBodyAndItsAnswerReachesTheClient) {
+  StartServer(CapturingHandlers());
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  // The answer comes later, from another thread, while the client waits.
+  std::thread answer([this] {
+    AdminHttp::Respond respond = WaitForBackup(1);
+    ASSERT_TRUE(respond);
+    std::this_thread::sleep_for(50ms);
+    respond(200, "/backups/snap1\n");
+    respond(500, "ignored: only the first call counts\n");
+  });
+  Reply r = client.Post("/backup", "snap1");
+  answer.join();
+  ASSERT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.res.result(), http::status::ok);
+  EXPECT_EQ(r.res.body(), "/backups/snap1\n");
+  EXPECT_EQ(r.res[http::field::content_type].substr(0, 10), "text/plain");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSERT_EQ(bodies_.size(), 1u);
+    EXPECT_EQ(bodies_[0], "snap1");
+  }
+  // The connection is still in step (keep-alive) for the next request.
+  Reply next = client.Request(http::verb::get, "/health");
+  ASSERT_FALSE(next.ec) << next.ec.message();
+  EXPECT_EQ(next.res.body(), "ok\n");
+}
+
+TEST_F(AdminHttpTest, BackupErrorStatusesPassThrough) {
+  AdminHttp::Handlers handlers = DefaultHandlers();
+  handlers.backup = [](std::string body, AdminHttp::Respond respond) {
+    respond(body == "x" ? 409 : 1000, "exists\n");  // answered at once, on io's thread
+  };
+  StartServer(handlers);
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  Reply r = client.Post("/backup", "x");
+  ASSERT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.res.result(), http::status::conflict);
+  EXPECT_EQ(r.res.body(), "exists\n");
+  r = client.Post("/backup", "y");  // not an HTTP status: 500
+  ASSERT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.res.result_int(), 500u);
+}
+
+TEST_F(AdminHttpTest, OtherMethodsOnBackupAre405WithAllowPost) {
+  StartServer(CapturingHandlers());
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  for (http::verb verb : {http::verb::get, http::verb::head, http::verb::put}) {
+    Reply r = client.Request(verb, "/backup");
+    ASSERT_FALSE(r.ec) << r.ec.message();
+    EXPECT_EQ(r.res.result(), http::status::method_not_allowed);
+    EXPECT_EQ(r.res[http::field::allow], "POST");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_TRUE(bodies_.empty());
+}
+
+TEST_F(AdminHttpTest, BackupWithoutAHandlerIs404) {
+  StartServer();
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  Reply r = client.Post("/backup", "snap1");
+  ASSERT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.res.result(), http::status::not_found);
+}
+
+TEST_F(AdminHttpTest, ThrowingBackupHandlerIs500) {
+  AdminHttp::Handlers handlers = DefaultHandlers();
+  handlers.backup = [](std::string, AdminHttp::Respond) { throw std::runtime_error("no disk"); };
+  StartServer(handlers);
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  Reply r = client.Post("/backup", "snap1");
+  ASSERT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(r.res.result(), http::status::internal_server_error);
+  EXPECT_EQ(r.res.body(), "no disk\n");
+}
+
+TEST_F(AdminHttpTest, DroppingTheRespondClosesTheConnection) {
+  AdminHttp::Handlers handlers = DefaultHandlers();
+  handlers.backup = [](std::string, AdminHttp::Respond) {};
+  StartServer(handlers);
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  Reply r = client.Post("/backup", "snap1");
+  EXPECT_TRUE(IsClosed(r.ec)) << r.ec.message();
+}
+
+TEST_F(AdminHttpTest, RespondAfterStopIsHarmless) {
+  StartServer(CapturingHandlers());
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  ASSERT_FALSE(
+      client.SendRaw("POST /backup HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nsnap1"));
+  AdminHttp::Respond respond = WaitForBackup(1);
+  ASSERT_TRUE(respond);
+  StopOnIo();
+  respond(200, "/too/late\n");  // from this thread, after Stop
+  OnIo([] {});                  // the posted answer ran (and was dropped)
+  EXPECT_TRUE(IsClosed(client.ReadUntilClosed()));
+}
+
+TEST_F(AdminHttpTest, RespondAfterTheServerIsDestroyedIsHarmless) {
+  StartServer(CapturingHandlers());
+  Client client;
+  ASSERT_FALSE(client.Connect(port()));
+  ASSERT_FALSE(client.SendRaw("POST /backup HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab"));
+  AdminHttp::Respond respond = WaitForBackup(1);
+  ASSERT_TRUE(respond);
+  OnIo([this] { server_.reset(); });
+  respond(200, "/too/late\n");
+  OnIo([] {});
+  EXPECT_TRUE(IsClosed(client.ReadUntilClosed()));
+  // The last copy goes on a thread that is not io's: still harmless.
+  std::thread([r = std::move(respond)]() mutable { r = nullptr; }).join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    responds_.clear();
+  }
+  OnIo([] {});
 }
 
 TEST_F(AdminHttpTest, StartOnABoundPortNamesTheAddress) {

@@ -82,6 +82,7 @@ void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.listen, b.listen);
   EXPECT_EQ(a.admin_listen, b.admin_listen);
   EXPECT_EQ(a.data_dir, b.data_dir);
+  EXPECT_EQ(a.backup_dir, b.backup_dir);
   EXPECT_EQ(a.durability, b.durability);
   EXPECT_EQ(a.auth_file, b.auth_file);
   EXPECT_EQ(a.allow_insecure, b.allow_insecure);
@@ -111,6 +112,24 @@ TEST_F(ConfigTest, NoFlagsGiveTheDefaults) {
   EXPECT_EQ(action_, ParseAction::kRun);
   EXPECT_TRUE(output_.empty());
   ExpectSameConfig(config_, Config{});
+}
+
+TEST_F(ConfigTest, BackupDirDefaultsAndOverrides) {
+  ASSERT_TRUE(Parse({}).ok());
+  EXPECT_EQ(config_.backup_dir, "./idem-backups");
+  ASSERT_TRUE(Parse({"--backup-dir", "/srv/idem/backups"}).ok());
+  EXPECT_EQ(config_.backup_dir, "/srv/idem/backups");
+  {
+    ScopedEnv env("IDEM_BACKUP_DIR", "/from/env");
+    ASSERT_TRUE(Parse({}).ok());
+    EXPECT_EQ(config_.backup_dir, "/from/env");
+  }
+  ASSERT_TRUE(Parse({"--config", WriteFile("idemd.toml", "backup_dir = \"/from/file\"\n")}).ok());
+  EXPECT_EQ(config_.backup_dir, "/from/file");
+  ExpectError({"--backup-dir", ""}, {"--backup-dir"});
+  ASSERT_TRUE(Parse({"--help"}).ok());
+  EXPECT_NE(output_.find("--backup-dir"), std::string::npos) << output_;
+  EXPECT_NE(output_.find("./idem-backups"), std::string::npos) << output_;
 }
 
 TEST_F(ConfigTest, ServerFlagsSetTheirFields) {
