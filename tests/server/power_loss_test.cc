@@ -6,10 +6,12 @@
 // token; some Reserves replayed) from a fake client session, over many io-loop
 // turns so that many group-commit batches are written and synced, sometimes
 // through a clean restart and with flushes and compactions in between. At a
-// seeded random instant the file system is frozen (the cut): nothing written or
-// synced after it reaches the disk, and the client hears nothing more. The
-// store is then abandoned, the cut applied to the files, and a fresh store
-// opened on them. The oracle: every answer the client received survives --
+// seeded random instant the file system is frozen (the cut): inside the delivery
+// of an acknowledgement, between two requests, or inside the n-th file system
+// operation of any thread (an open, a flush, a close...). Nothing written or
+// synced after it becomes durable, and the client hears nothing more. The
+// store is then closed, the cut applied to the files, and a fresh store opened
+// on them. The oracle: every answer the client received survives --
 //   * an ACQUIRED key is present, with the token the client was given;
 //   * a COMPLETE_OK, or a COMPLETED replay, is there with the exact result;
 //   * a key answered IN_PROGRESS is present;
@@ -233,8 +235,8 @@ class Cycle {
       ADD_FAILURE() << "seed " << seed_ << ": the cut never happened";
       return result;
     }
-    // The Life is gone (store closed with every write and sync refused):
-    // apply the cut to the files, then look with a plain Env.
+    // The Life is gone (the store closed; nothing after the cut became
+    // durable): apply the cut to the files, then look with a plain Env.
     result.fs_mutations = fs->mutations();
     rocksdb::IOStatus cs = fs->PowerCut(&result.cut);
     EXPECT_TRUE(cs.ok()) << cs.ToString();
