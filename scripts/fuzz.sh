@@ -63,8 +63,13 @@ for t in "${run_targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   cp -n fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
   echo "fuzz: running $t for ${seconds}s (log: $log)" >&2
+  # libFuzzer 14's entropic schedule spends most of a request_path run updating
+  # feature frequencies (its inputs hit thousands of features): off, it runs
+  # about 7x faster. A later -entropic=1 in the arguments overrides this.
+  defaults=(-print_final_stats=1 -timeout=25)
+  [[ "$t" == request_path ]] && defaults+=(-entropic=0)
   rc=0
-  "$BUILD_DIR/bin/${t}_fuzz" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 \
+  "$BUILD_DIR/bin/${t}_fuzz" -max_total_time="$seconds" "${defaults[@]}" \
     -artifact_prefix="$artifacts/" "$@" "$corpus" >"$log" 2>&1 || rc=$?
   # The last status line ("#N DONE cov: C ft: F corp: K/..."), and the final stats.
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)

@@ -91,7 +91,7 @@ Store::~Store() { (void)Close(); }
 
 Status Store::Close() {
   if (!db_) return Status::OK();
-  rocksdb::Status rs = db_->SyncWAL();
+  rocksdb::Status rs = write_failed_ ? rocksdb::Status::OK() : db_->SyncWAL();
   rocksdb::Status close = db_->Close();
   db_.reset();
   if (!rs.ok()) return FromRocks(rs, "syncing the WAL at close");
@@ -113,10 +113,16 @@ Status Store::Get(std::string_view key, Record* record, bool* found) {
 Status Store::Write(Batch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return FromRocks(db_->Write(wo, batch->rep_.get()), "writing a batch");
+  rocksdb::Status rs = db_->Write(wo, batch->rep_.get());
+  if (!rs.ok()) write_failed_ = true;
+  return FromRocks(rs, "writing a batch");
 }
 
-Status Store::SyncWal() { return FromRocks(db_->SyncWAL(), "syncing the WAL"); }
+Status Store::SyncWal() {
+  rocksdb::Status rs = db_->SyncWAL();
+  if (!rs.ok()) write_failed_ = true;
+  return FromRocks(rs, "syncing the WAL");
+}
 
 Status Store::GetMeta(std::string_view name, std::string* value, bool* found) {
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), MetaKey(name), value);

@@ -7,6 +7,7 @@
 // concurrent with anything.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -141,6 +142,9 @@ class Store {
   std::unique_ptr<TtlCompactionFilter> filter_;
   std::unique_ptr<rocksdb::Env> env_;  // outlives db_
   uint64_t periodic_compaction_seconds_ = 0;
+  // A write or WAL sync failed: RocksDB must not be asked to sync again at
+  // Close (its WAL writer asserts on that).
+  std::atomic<bool> write_failed_{false};
   std::unique_ptr<rocksdb::DB> db_;
 };
 
