@@ -72,6 +72,20 @@ bool Executor::Read(const std::string& rkey, ReadResult* out) {
   return true;
 }
 
+bool Executor::Valid(const std::shared_ptr<Session>& s, const v1::Request& req, const Status& valid,
+                     TimePoint received) {
+  if (valid.ok()) return true;
+  ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, valid.message(), req.op_case(), received);
+  return false;
+}
+
+bool Executor::ReadFor(const std::shared_ptr<Session>& s, const v1::Request& req,
+                       const std::string& rkey, ReadResult* out, TimePoint received) {
+  if (Read(rkey, out)) return true;
+  ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(), received);
+  return false;
+}
+
 uint64_t Executor::Apply(const std::string& rkey, const Decision& d, uint64_t read_seq) {
   metrics_->CountOutcome(d.outcome);
   if (d.write == Decision::Write::kNone) return read_seq;
@@ -96,20 +110,14 @@ uint64_t Executor::Apply(const std::string& rkey, const Decision& d, uint64_t re
 void Executor::HandleReserve(const std::shared_ptr<Session>& s, const v1::Request& req,
                              TimePoint received) {
   const v1::Reserve& r = req.reserve();
-  Status valid =
+  const Status valid =
       storage::ValidateReserve(r.scope(), r.key(), r.fingerprint(), r.wait_ms(), options_.limits);
-  if (!valid.ok()) {
-    return ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, valid.message(), req.op_case(),
-                      received);
-  }
+  if (!Valid(s, req, valid, received)) return;
   const std::string rkey = storage::EncodeRecordKey(s->principal().tenant, r.scope(), r.key());
   // Queued waiters go first: a newcomer must not jump a lease that just ended.
   if (waiters_.count(rkey) > 0) ServeWaiters(rkey);
   ReadResult cur;
-  if (!Read(rkey, &cur)) {
-    return ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(),
-                      received);
-  }
+  if (!ReadFor(s, req, rkey, &cur, received)) return;
   const uint64_t now = clock_->NowWallMs();
   const storage::ReserveOp op{r.fingerprint(), r.lease_ms(), r.retention_ms()};
   Decision d = storage::DecideReserve(cur.record, op, now, tokens_->Peek(), options_.limits);
@@ -126,18 +134,12 @@ void Executor::HandleReserve(const std::shared_ptr<Session>& s, const v1::Reques
 void Executor::HandleComplete(const std::shared_ptr<Session>& s, const v1::Request& req,
                               TimePoint received) {
   const v1::Complete& c = req.complete();
-  Status valid =
+  const Status valid =
       storage::ValidateComplete(c.scope(), c.key(), c.result().body().size(), options_.limits);
-  if (!valid.ok()) {
-    return ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, valid.message(), req.op_case(),
-                      received);
-  }
+  if (!Valid(s, req, valid, received)) return;
   const std::string rkey = storage::EncodeRecordKey(s->principal().tenant, c.scope(), c.key());
   ReadResult cur;
-  if (!Read(rkey, &cur)) {
-    return ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(),
-                      received);
-  }
+  if (!ReadFor(s, req, rkey, &cur, received)) return;
   const storage::CompleteOp op{c.token(), c.result().status(), c.result().body(), c.retention_ms()};
   Decision d = storage::DecideComplete(cur.record, op, clock_->NowWallMs(), options_.limits);
   const uint64_t seq = Apply(rkey, d, cur.seq);
@@ -151,17 +153,11 @@ void Executor::HandleComplete(const std::shared_ptr<Session>& s, const v1::Reque
 void Executor::HandleRelease(const std::shared_ptr<Session>& s, const v1::Request& req,
                              TimePoint received) {
   const v1::Release& r = req.release();
-  Status valid = storage::ValidateAddress(r.scope(), r.key(), options_.limits);
-  if (!valid.ok()) {
-    return ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, valid.message(), req.op_case(),
-                      received);
-  }
+  const Status valid = storage::ValidateAddress(r.scope(), r.key(), options_.limits);
+  if (!Valid(s, req, valid, received)) return;
   const std::string rkey = storage::EncodeRecordKey(s->principal().tenant, r.scope(), r.key());
   ReadResult cur;
-  if (!Read(rkey, &cur)) {
-    return ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(),
-                      received);
-  }
+  if (!ReadFor(s, req, rkey, &cur, received)) return;
   Decision d = storage::DecideRelease(cur.record, r.token(), clock_->NowWallMs());
   const uint64_t seq = Apply(rkey, d, cur.seq);
   v1::Response resp;
@@ -174,17 +170,11 @@ void Executor::HandleRelease(const std::shared_ptr<Session>& s, const v1::Reques
 void Executor::HandleRenew(const std::shared_ptr<Session>& s, const v1::Request& req,
                            TimePoint received) {
   const v1::Renew& r = req.renew();
-  Status valid = storage::ValidateAddress(r.scope(), r.key(), options_.limits);
-  if (!valid.ok()) {
-    return ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, valid.message(), req.op_case(),
-                      received);
-  }
+  const Status valid = storage::ValidateAddress(r.scope(), r.key(), options_.limits);
+  if (!Valid(s, req, valid, received)) return;
   const std::string rkey = storage::EncodeRecordKey(s->principal().tenant, r.scope(), r.key());
   ReadResult cur;
-  if (!Read(rkey, &cur)) {
-    return ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(),
-                      received);
-  }
+  if (!ReadFor(s, req, rkey, &cur, received)) return;
   const storage::RenewOp op{r.token(), r.lease_ms()};
   Decision d = storage::DecideRenew(cur.record, op, clock_->NowWallMs(), options_.limits);
   const uint64_t seq = Apply(rkey, d, cur.seq);
@@ -199,17 +189,11 @@ void Executor::HandleRenew(const std::shared_ptr<Session>& s, const v1::Request&
 void Executor::HandleLookup(const std::shared_ptr<Session>& s, const v1::Request& req,
                             TimePoint received) {
   const v1::Lookup& l = req.lookup();
-  Status valid = storage::ValidateAddress(l.scope(), l.key(), options_.limits);
-  if (!valid.ok()) {
-    return ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, valid.message(), req.op_case(),
-                      received);
-  }
+  const Status valid = storage::ValidateAddress(l.scope(), l.key(), options_.limits);
+  if (!Valid(s, req, valid, received)) return;
   const std::string rkey = storage::EncodeRecordKey(s->principal().tenant, l.scope(), l.key());
   ReadResult cur;
-  if (!Read(rkey, &cur)) {
-    return ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(),
-                      received);
-  }
+  if (!ReadFor(s, req, rkey, &cur, received)) return;
   Decision d = storage::DecideLookup(cur.record, clock_->NowWallMs());
   metrics_->CountLookupState(d.state);
   v1::Response resp;
@@ -221,17 +205,11 @@ void Executor::HandleLookup(const std::shared_ptr<Session>& s, const v1::Request
 void Executor::HandlePurge(const std::shared_ptr<Session>& s, const v1::Request& req,
                            TimePoint received) {
   const v1::Purge& p = req.purge();
-  Status valid = storage::ValidateAddress(p.scope(), p.key(), options_.limits);
-  if (!valid.ok()) {
-    return ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, valid.message(), req.op_case(),
-                      received);
-  }
+  const Status valid = storage::ValidateAddress(p.scope(), p.key(), options_.limits);
+  if (!Valid(s, req, valid, received)) return;
   const std::string rkey = storage::EncodeRecordKey(s->principal().tenant, p.scope(), p.key());
   ReadResult cur;
-  if (!Read(rkey, &cur)) {
-    return ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(),
-                      received);
-  }
+  if (!ReadFor(s, req, rkey, &cur, received)) return;
   Decision d = storage::DecidePurge(cur.record, clock_->NowWallMs());
   const uint64_t seq = Apply(rkey, d, cur.seq);
   v1::Response resp;

@@ -136,6 +136,12 @@ class Executor {
   void HandleScan(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
                   TimePoint received);
   bool Read(const std::string& rkey, ReadResult* out);
+  // Answer INVALID_ARGUMENT / UNAVAILABLE and return false when the check or
+  // the read fails.
+  bool Valid(const std::shared_ptr<Session>& s, const idem::v1::Request& req, const Status& valid,
+             TimePoint received);
+  bool ReadFor(const std::shared_ptr<Session>& s, const idem::v1::Request& req,
+               const std::string& rkey, ReadResult* out, TimePoint received);
   // Persists the decision (batch + overlay) and returns the seq its answer
   // depends on (`read_seq` when it changes nothing).
   uint64_t Apply(const std::string& rkey, const storage::Decision& d, uint64_t read_seq);
