@@ -31,8 +31,7 @@ class IdemTarget final : public Target {
 
   void Connect(std::function<void(const Status&)> done) override { conn_->Connect(done); }
 
-  void Reserve(const std::string& key, uint32_t lease_ms, uint32_t wait_ms,
-               ReplyFn done) override {
+  void Reserve(const std::string& key, uint32_t lease_ms, uint32_t wait_ms, ReplyFn done) override {
     v1::Request req;
     auto* r = req.mutable_reserve();
     r->set_scope(options_.scope);
@@ -65,8 +64,8 @@ class IdemTarget final : public Target {
     c->mutable_result()->set_body(body);
     c->set_retention_ms(options_.retention_ms);
     Send(std::move(req), std::move(done), [](const v1::Response& resp, Reply* out) {
-      out->kind = resp.complete().outcome() == v1::COMPLETE_OK ? Kind::kCompleted
-                                                               : Kind::kNotCompleted;
+      out->kind =
+          resp.complete().outcome() == v1::COMPLETE_OK ? Kind::kCompleted : Kind::kNotCompleted;
     });
   }
 

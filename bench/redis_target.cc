@@ -1,10 +1,10 @@
 // idem-bench's Redis driver: RESP2 over one pipelined TCP connection; Redis
 // answers in order, so callbacks wait in a FIFO.
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <array>
 #include <deque>
 
 #include "bench/target.h"
@@ -76,17 +76,16 @@ class RedisTarget final : public Target {
     error_code ec;
     auto endpoints = resolver.resolve(host, std::to_string(port), ec);
     if (ec) return done(Status::IOError("resolving " + options_.endpoint + ": " + ec.message()));
-    boost::asio::async_connect(socket_, endpoints,
-                               [this, done](const error_code& e, const tcp::endpoint&) {
-                                 if (e) {
-                                   return done(Status::IOError("connecting to redis " +
-                                                               options_.endpoint + ": " +
-                                                               e.message()));
-                                 }
-                                 socket_.set_option(tcp::no_delay(true));
-                                 DoRead();
-                                 done(Status::OK());
-                               });
+    boost::asio::async_connect(
+        socket_, endpoints, [this, done](const error_code& e, const tcp::endpoint&) {
+          if (e) {
+            return done(
+                Status::IOError("connecting to redis " + options_.endpoint + ": " + e.message()));
+          }
+          socket_.set_option(tcp::no_delay(true));
+          DoRead();
+          done(Status::OK());
+        });
   }
 
   void Reserve(const std::string& key, uint32_t lease_ms, uint32_t /*wait_ms*/,

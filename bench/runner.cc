@@ -11,9 +11,9 @@ constexpr auto kTick = std::chrono::milliseconds(1);
 
 bool ParseWorkload(const std::string& name, Workload* out) {
   static const std::map<std::string, Workload> kNames = {
-      {"reserve", Workload::kReserve},       {"flow", Workload::kFlow},
-      {"replay", Workload::kReplay},         {"contention", Workload::kContention},
-      {"lookup-hit", Workload::kLookupHit},  {"lookup-miss", Workload::kLookupMiss}};
+      {"reserve", Workload::kReserve},      {"flow", Workload::kFlow},
+      {"replay", Workload::kReplay},        {"contention", Workload::kContention},
+      {"lookup-hit", Workload::kLookupHit}, {"lookup-miss", Workload::kLookupMiss}};
   auto it = kNames.find(name);
   if (it == kNames.end()) return false;
   *out = it->second;
@@ -50,8 +50,8 @@ Runner::Runner(const RunConfig& config, SharedCounters* shared, uint64_t seed)
     : config_(config), shared_(shared), rng_(seed) {
   conns_.resize(static_cast<size_t>(config_.connections));
   for (Conn& c : conns_) {
-    c.target = config_.redis ? NewRedisTarget(io_, config_.target)
-                             : NewIdemTarget(io_, config_.target);
+    c.target =
+        config_.redis ? NewRedisTarget(io_, config_.target) : NewIdemTarget(io_, config_.target);
   }
 }
 
@@ -190,21 +190,19 @@ void Runner::StartOp(Conn* c, TimePoint intended) {
       // `hot_keys` keys are contended at a time; each is retired once done.
       const uint64_t n = shared_->next_key.fetch_add(1);
       const std::string key = config_.key_prefix + "hot-" +
-                              std::to_string(n / static_cast<uint64_t>(config_.connections)) +
-                              "-" + std::to_string(n % static_cast<uint64_t>(config_.hot_keys));
-      c->target->Reserve(key, config_.lease_ms, config_.wait_ms,
-                         [this, c, key, finish](const Reply& r) {
-                           ++stats_.requests;
-                           if (r.kind != Kind::kAcquired) {
-                             return finish(r, r.kind == Kind::kReplayed ||
-                                                  r.kind == Kind::kInProgress);
-                           }
-                           c->target->Complete(key, r.token, Body(key),
-                                               [this, finish](const Reply& r2) {
-                                                 ++stats_.requests;
-                                                 finish(r2, r2.kind == Kind::kCompleted);
-                                               });
-                         });
+                              std::to_string(n / static_cast<uint64_t>(config_.connections)) + "-" +
+                              std::to_string(n % static_cast<uint64_t>(config_.hot_keys));
+      c->target->Reserve(
+          key, config_.lease_ms, config_.wait_ms, [this, c, key, finish](const Reply& r) {
+            ++stats_.requests;
+            if (r.kind != Kind::kAcquired) {
+              return finish(r, r.kind == Kind::kReplayed || r.kind == Kind::kInProgress);
+            }
+            c->target->Complete(key, r.token, Body(key), [this, finish](const Reply& r2) {
+              ++stats_.requests;
+              finish(r2, r2.kind == Kind::kCompleted);
+            });
+          });
       return;
     }
     case Workload::kLookupHit:

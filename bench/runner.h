@@ -30,12 +30,12 @@ struct RunConfig {
   Workload workload = Workload::kReserve;
   int connections = 50;  // per runner
   int depth = 1;
-  double rate = 0;       // per runner, ops/s; 0 = closed loop
+  double rate = 0;  // per runner, ops/s; 0 = closed loop
   uint32_t lease_ms = 30'000;
   uint32_t wait_ms = 5'000;  // contention
   int hot_keys = 8;          // contention: keys shared at once
   size_t body_bytes = 100;
-  std::string key_prefix;    // unique per run
+  std::string key_prefix;       // unique per run
   uint64_t populated_keys = 0;  // replay / lookup-hit: keys pop-0..N-1 exist
   uint64_t total_ops = 0;       // stop after this many correct ops in all (0: by time)
 };

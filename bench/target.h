@@ -31,8 +31,8 @@ const char* KindName(Kind kind);
 
 struct Reply {
   Kind kind = Kind::kError;
-  uint64_t token = 0;      // idem ACQUIRED
-  std::string error;       // kError
+  uint64_t token = 0;  // idem ACQUIRED
+  std::string error;   // kError
 };
 
 using ReplyFn = std::function<void(const Reply&)>;
@@ -50,8 +50,8 @@ class Target {
 
 struct TargetOptions {
   std::string endpoint;
-  std::string token;              // idem auth token
-  std::string scope = "bench";    // idem scope
+  std::string token;            // idem auth token
+  std::string scope = "bench";  // idem scope
   uint64_t retention_ms = 3'600'000;
 };
 
