@@ -20,7 +20,7 @@ void Executor::ScheduleFlush() {
 
 void Executor::Flush() {
   flush_scheduled_ = false;
-  if (failed_ || syncing_ || batch_.count() == 0) {
+  if (failed_ || disk_full_ || syncing_ || batch_.count() == 0) {
     MaybeFinishDrain();
     return;  // a sync in flight calls Flush again when it returns
   }
@@ -53,7 +53,7 @@ void Executor::Flush() {
 
 void Executor::OnSynced(uint64_t seq, Status status, double seconds) {
   syncing_ = false;
-  if (failed_) return MaybeFinishDrain();
+  if (failed_ || disk_full_) return MaybeFinishDrain();
   if (!status.ok()) return FailStop(status);
   if (options_.durability == Durability::kSync) metrics_->ObserveWalSync(seconds);
   durable_seq_ = seq;
@@ -78,9 +78,18 @@ void Executor::Release(std::vector<Answer>* answers) {
 }
 
 void Executor::FailStop(const Status& status) {
-  if (failed_) return;
-  failed_ = true;
-  spdlog::critical("storage failed, no longer accepting requests: {}", status.ToString());
+  if (failed_ || disk_full_) return;
+  // ENOSPC (RocksDB's NoSpace) heals when space returns; anything else is for good.
+  const bool full = status.IsResourceExhausted();
+  if (full) {
+    disk_full_ = true;
+    spdlog::error("disk full, refusing changes until space returns: {}", status.ToString());
+    // The batch being synced is in RocksDB's memtable, maybe not on disk.
+    suspect_keys_.insert(syncing_keys_.begin(), syncing_keys_.end());
+  } else {
+    failed_ = true;
+    spdlog::critical("storage failed, no longer accepting requests: {}", status.ToString());
+  }
   batch_.Clear();
   overlay_.clear();
   open_keys_.clear();
@@ -91,16 +100,56 @@ void Executor::FailStop(const Status& status) {
     for (Answer& a : failed) {
       v1::Response resp;
       resp.set_id(a.id);
-      SetError(&resp, v1::ERROR_UNAVAILABLE, "storage failed before this change was durable");
-      metrics_->CountError(v1::ERROR_UNAVAILABLE);
+      if (full) {
+        SetError(&resp, v1::ERROR_RESOURCE_EXHAUSTED, "disk full: this change was not made durable",
+                 kDiskFullRetryAfterMs);
+      } else {
+        SetError(&resp, v1::ERROR_UNAVAILABLE, "storage failed before this change was durable");
+      }
+      metrics_->CountError(resp.error().code());
       a.frame.clear();
       (void)protocol::AppendFrame(&a.frame, resp);
       Deliver(std::move(a));
     }
   }
   AnswerAllWaiters();
-  if (on_failure_) on_failure_(status);
+  if (full) {
+    ScheduleDiskProbe();
+  } else if (on_failure_) {
+    on_failure_(status);
+  }
   MaybeFinishDrain();
+}
+
+void Executor::ScheduleDiskProbe() {
+  disk_probe_timer_.expires_after(kDiskProbeInterval);
+  disk_probe_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && disk_full_) ProbeDisk();
+  });
+}
+
+void Executor::ProbeDisk() {
+  ++disk_probes_;
+  uint64_t free = 0;
+  Status st = store_->FreeBytes(&free);
+  if (st.ok() && free < kDiskResumeFreeBytes) {
+    st = Status::ResourceExhausted(
+        fmt::format("{} MiB free, waiting for {} MiB", free >> 20, kDiskResumeFreeBytes >> 20));
+  }
+  // On the io thread, which it blocks meanwhile: a rare, bounded pause, and
+  // reads could not use the store while it reopens anyway.
+  if (st.ok()) st = store_->Reopen();
+  if (st.IsResourceExhausted()) {
+    // At the first probe, then every ~minute: the state is also on /health.
+    if (disk_probes_ % 300 == 1) spdlog::warn("disk still full: {}", st.ToString());
+    return ScheduleDiskProbe();
+  }
+  disk_full_ = false;
+  suspect_keys_.clear();
+  if (!st.ok()) return FailStop(st);
+  spdlog::info("disk space returned ({} MiB free after {} probes): accepting changes again",
+               free >> 20, disk_probes_);
+  disk_probes_ = 0;
 }
 
 void Executor::Drain(std::function<void()> done) {

@@ -81,6 +81,10 @@ bool Executor::Valid(const std::shared_ptr<Session>& s, const v1::Request& req, 
 
 bool Executor::ReadFor(const std::shared_ptr<Session>& s, const v1::Request& req,
                        const std::string& rkey, ReadResult* out, TimePoint received) {
+  if (disk_full_ && suspect_keys_.count(rkey) > 0) {
+    ReplyDiskFull(s, req.id(), req.op_case(), received);
+    return false;
+  }
   if (Read(rkey, out)) return true;
   ReplyError(s, req.id(), v1::ERROR_UNAVAILABLE, "storage read failed", req.op_case(), received);
   return false;
@@ -91,7 +95,11 @@ uint64_t Executor::Apply(const std::string& rkey, const Decision& d, uint64_t re
   if (d.write == Decision::Write::kNone) return read_seq;
   if (d.token_used) {
     Status s = tokens_->Consume();
-    if (!s.ok()) FailStop(s);
+    if (!s.ok()) {
+      // Not a disk-full pause: the token source is in an unknown state.
+      FailStop(Status::Unavailable("granting a fencing token: " + s.message()));
+      return read_seq;
+    }
   }
   Dirty& dirty = overlay_[rkey];
   if (d.write == Decision::Write::kPut) {
@@ -105,6 +113,28 @@ uint64_t Executor::Apply(const std::string& rkey, const Decision& d, uint64_t re
   open_keys_.push_back(rkey);
   ScheduleFlush();
   return open_seq_;
+}
+
+bool Executor::Commit(const std::shared_ptr<Session>& s, uint64_t id, v1::Request::OpCase op,
+                      TimePoint received, const std::string& rkey, const Decision& d,
+                      uint64_t read_seq, uint64_t* seq) {
+  if (d.write != Decision::Write::kNone && disk_full_) {
+    ReplyDiskFull(s, id, op, received);
+    return false;
+  }
+  *seq = Apply(rkey, d, read_seq);
+  if (!failed_) return true;
+  // Granting its fencing token failed the store.
+  ReplyError(s, id, v1::ERROR_UNAVAILABLE, "storage failed before this change was durable", op,
+             received);
+  return false;
+}
+
+void Executor::ReplyDiskFull(const std::shared_ptr<Session>& s, uint64_t id, v1::Request::OpCase op,
+                             TimePoint received) {
+  ReplyError(s, id, v1::ERROR_RESOURCE_EXHAUSTED,
+             "disk full: changes are refused until space returns", op, received,
+             kDiskFullRetryAfterMs);
 }
 
 void Executor::HandleReserve(const std::shared_ptr<Session>& s, const v1::Request& req,
@@ -122,9 +152,12 @@ void Executor::HandleReserve(const std::shared_ptr<Session>& s, const v1::Reques
   const storage::ReserveOp op{r.fingerprint(), r.lease_ms(), r.retention_ms()};
   Decision d = storage::DecideReserve(cur.record, op, now, tokens_->Peek(), options_.limits);
   if (d.outcome == Outcome::kReserveInProgress && r.wait_ms() > 0 && !draining_) {
+    // No waiting while the disk is full: the wait could end in a grant.
+    if (disk_full_) return ReplyDiskFull(s, req.id(), req.op_case(), received);
     if (Enqueue(s, req, rkey, received)) return;
   }
-  const uint64_t seq = Apply(rkey, d, cur.seq);
+  uint64_t seq = 0;
+  if (!Commit(s, req.id(), req.op_case(), received, rkey, d, cur.seq, &seq)) return;
   v1::Response resp;
   resp.set_id(req.id());
   FillReserveReply(d, cur.record, now, resp.mutable_reserve());
@@ -142,7 +175,8 @@ void Executor::HandleComplete(const std::shared_ptr<Session>& s, const v1::Reque
   if (!ReadFor(s, req, rkey, &cur, received)) return;
   const storage::CompleteOp op{c.token(), c.result().status(), c.result().body(), c.retention_ms()};
   Decision d = storage::DecideComplete(cur.record, op, clock_->NowWallMs(), options_.limits);
-  const uint64_t seq = Apply(rkey, d, cur.seq);
+  uint64_t seq = 0;
+  if (!Commit(s, req.id(), req.op_case(), received, rkey, d, cur.seq, &seq)) return;
   v1::Response resp;
   resp.set_id(req.id());
   FillCompleteReply(d, cur.record, resp.mutable_complete());
@@ -159,7 +193,8 @@ void Executor::HandleRelease(const std::shared_ptr<Session>& s, const v1::Reques
   ReadResult cur;
   if (!ReadFor(s, req, rkey, &cur, received)) return;
   Decision d = storage::DecideRelease(cur.record, r.token(), clock_->NowWallMs());
-  const uint64_t seq = Apply(rkey, d, cur.seq);
+  uint64_t seq = 0;
+  if (!Commit(s, req.id(), req.op_case(), received, rkey, d, cur.seq, &seq)) return;
   v1::Response resp;
   resp.set_id(req.id());
   FillReleaseReply(d, resp.mutable_release());
@@ -177,7 +212,8 @@ void Executor::HandleRenew(const std::shared_ptr<Session>& s, const v1::Request&
   if (!ReadFor(s, req, rkey, &cur, received)) return;
   const storage::RenewOp op{r.token(), r.lease_ms()};
   Decision d = storage::DecideRenew(cur.record, op, clock_->NowWallMs(), options_.limits);
-  const uint64_t seq = Apply(rkey, d, cur.seq);
+  uint64_t seq = 0;
+  if (!Commit(s, req.id(), req.op_case(), received, rkey, d, cur.seq, &seq)) return;
   v1::Response resp;
   resp.set_id(req.id());
   FillRenewReply(d, resp.mutable_renew());
@@ -211,7 +247,8 @@ void Executor::HandlePurge(const std::shared_ptr<Session>& s, const v1::Request&
   ReadResult cur;
   if (!ReadFor(s, req, rkey, &cur, received)) return;
   Decision d = storage::DecidePurge(cur.record, clock_->NowWallMs());
-  const uint64_t seq = Apply(rkey, d, cur.seq);
+  uint64_t seq = 0;
+  if (!Commit(s, req.id(), req.op_case(), received, rkey, d, cur.seq, &seq)) return;
   v1::Response resp;
   resp.set_id(req.id());
   resp.mutable_purge()->set_existed(d.existed);
@@ -228,6 +265,10 @@ void Executor::HandleScan(const std::shared_ptr<Session>& s, const v1::Request& 
   if (sc.cursor().size() > kMaxCursorBytes) problem = "cursor is too long";
   if (!problem.empty()) {
     return ReplyError(s, req.id(), v1::ERROR_INVALID_ARGUMENT, problem, req.op_case(), received);
+  }
+  // A scan could show the values of the batch that failed.
+  if (disk_full_ && !suspect_keys_.empty()) {
+    return ReplyDiskFull(s, req.id(), req.op_case(), received);
   }
   storage::ScanOptions o;
   o.tenant = s->principal().tenant;
@@ -276,10 +317,11 @@ void Executor::Reply(const std::shared_ptr<Session>& s, v1::Response* response, 
 }
 
 void Executor::ReplyError(const std::shared_ptr<Session>& s, uint64_t id, v1::ErrorCode code,
-                          std::string_view message, v1::Request::OpCase op, TimePoint received) {
+                          std::string_view message, v1::Request::OpCase op, TimePoint received,
+                          uint32_t retry_after_ms) {
   v1::Response resp;
   resp.set_id(id);
-  SetError(&resp, code, message);
+  SetError(&resp, code, message, retry_after_ms);
   metrics_->CountError(code);
   Answer a{s, id, {}, op, received};
   (void)protocol::AppendFrame(&a.frame, resp);

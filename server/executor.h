@@ -13,6 +13,16 @@
 // ERROR_UNAVAILABLE and every later data request too; nothing undurable is
 // ever acknowledged.
 //
+// Disk full is the one storage failure that heals: a write or sync that fails
+// with ENOSPC answers everything pending with ERROR_RESOURCE_EXHAUSTED and
+// puts the executor in disk-full mode. There, every change is refused with
+// ERROR_RESOURCE_EXHAUSTED (retry_after_ms set); reads are still served,
+// except of the keys of the batch that failed (RocksDB may hold their
+// undurable values) and Scans while there are such keys. Every
+// kDiskProbeInterval the free space is checked; once kDiskResumeFreeBytes are
+// free the store is reopened (Store::Reopen: a WAL replay and a synced
+// write), after which everything it holds is durable and service resumes.
+//
 // Waiters: Reserve with wait_ms on a key IN_PROGRESS is held in a per-key FIFO.
 // After every change to the key (complete, release, purge), at its lease end
 // and at each waiter's deadline, the queue is served in arrival order through
@@ -32,6 +42,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "protocol/idem.pb.h"
@@ -48,6 +59,13 @@ namespace idem::server {
 class Executor {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
+
+  // Disk-full mode: how often the free space is checked, how much must be free
+  // to resume (RocksDB's memtable, 64 MiB, may be flushed at the reopen, plus
+  // room), and the retry_after_ms hint of the changes refused meanwhile.
+  static constexpr std::chrono::milliseconds kDiskProbeInterval{200};
+  static constexpr uint64_t kDiskResumeFreeBytes = 80ull << 20;
+  static constexpr uint32_t kDiskFullRetryAfterMs = 1000;
 
   struct Options {
     Durability durability = Durability::kSync;
@@ -84,6 +102,8 @@ class Executor {
   void set_on_failure(std::function<void(const Status&)> fn) { on_failure_ = std::move(fn); }
 
   bool failed() const { return failed_; }
+  // In disk-full mode (see above).
+  bool disk_full() const { return disk_full_; }
   uint32_t waiters() const { return total_waiters_; }
 
  private:
@@ -145,10 +165,18 @@ class Executor {
   // Persists the decision (batch + overlay) and returns the seq its answer
   // depends on (`read_seq` when it changes nothing).
   uint64_t Apply(const std::string& rkey, const storage::Decision& d, uint64_t read_seq);
+  // Apply for a decision answered to `s`: false (and the error answered) when
+  // the change cannot be made now (disk full, failed storage).
+  bool Commit(const std::shared_ptr<Session>& s, uint64_t id, idem::v1::Request::OpCase op,
+              TimePoint received, const std::string& rkey, const storage::Decision& d,
+              uint64_t read_seq, uint64_t* seq);
+  void ReplyDiskFull(const std::shared_ptr<Session>& s, uint64_t id, idem::v1::Request::OpCase op,
+                     TimePoint received);
   void Reply(const std::shared_ptr<Session>& s, idem::v1::Response* response, uint64_t seq,
              idem::v1::Request::OpCase op, TimePoint received);
   void ReplyError(const std::shared_ptr<Session>& s, uint64_t id, idem::v1::ErrorCode code,
-                  std::string_view message, idem::v1::Request::OpCase op, TimePoint received);
+                  std::string_view message, idem::v1::Request::OpCase op, TimePoint received,
+                  uint32_t retry_after_ms = 0);
   void Deliver(Answer answer);
 
   // commit.cc: group commit.
@@ -156,7 +184,10 @@ class Executor {
   void Flush();
   void OnSynced(uint64_t seq, Status status, double seconds);
   void Release(std::vector<Answer>* answers);
+  // A failed write or sync: disk-full mode for ENOSPC, else fail-stop.
   void FailStop(const Status& status);
+  void ScheduleDiskProbe();
+  void ProbeDisk();
   void MaybeFinishDrain();
 
   // waiters.cc
@@ -188,6 +219,12 @@ class Executor {
   bool syncing_ = false;
   bool flush_scheduled_ = false;
   bool failed_ = false;
+  bool disk_full_ = false;
+  // Disk-full mode: keys of the batch whose sync failed (maybe in RocksDB
+  // without being durable), not to be read until the disk recovers.
+  std::unordered_set<std::string> suspect_keys_;
+  boost::asio::steady_timer disk_probe_timer_{io_};
+  uint64_t disk_probes_ = 0;
   bool draining_ = false;
   std::function<void()> drain_done_;
   std::function<void(const Status&)> on_failure_;

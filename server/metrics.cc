@@ -149,8 +149,11 @@ std::string Metrics::RenderPrometheus(const Gauges& g) const {
   out += fmt::format("idem_keys_estimate {}\n", g.keys_estimate);
   Header(&out, "idem_uptime_seconds", "gauge", "Seconds since start.");
   out += fmt::format("idem_uptime_seconds {:.3f}\n", g.uptime_seconds);
-  Header(&out, "idem_healthy", "gauge", "1 while serving, 0 while draining or failed.");
+  Header(&out, "idem_healthy", "gauge", "1 while serving, 0 while draining, failed or disk full.");
   out += fmt::format("idem_healthy {}\n", g.healthy ? 1 : 0);
+  Header(&out, "idem_disk_full", "gauge",
+         "1 while changes are refused because the disk is full (it heals when space returns).");
+  out += fmt::format("idem_disk_full {}\n", g.disk_full ? 1 : 0);
   Header(&out, "idem_batch_records", "histogram", "Changes per group-commit batch.");
   batch_records_.Render("idem_batch_records", "", &out);
   Header(&out, "idem_wal_sync_seconds", "histogram", "Duration of each WAL fdatasync.");

@@ -66,6 +66,7 @@ class Metrics {
     uint64_t keys_estimate = 0;
     double uptime_seconds = 0;
     bool healthy = true;
+    bool disk_full = false;
   };
   std::string RenderPrometheus(const Gauges& gauges) const;
   // "reserve.acquired" -> count, "wal.syncs", "batches", "errors.invalid_argument", ...

@@ -104,21 +104,28 @@ Status Server::StartAdmin() {
     g.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     g.healthy = healthy();
+    g.disk_full = executor_->disk_full();
     return metrics_.RenderPrometheus(g);
   };
   handlers.healthy = [this] { return healthy(); };
-  handlers.health_detail = [this] {
-    return std::string(storage_failed_ ? "storage failed\n" : "draining\n");
-  };
+  handlers.health_detail = [this] { return UnhealthyReason(); };
   IDEM_RETURN_IF_ERROR(BackupRunner::Create(io_, store_.get(), config_.backup_dir, &backup_));
   handlers.backup = [this](std::string body, AdminHttp::Respond respond) {
-    if (!healthy()) return respond(503, storage_failed_ ? "storage failed\n" : "draining\n");
+    if (!healthy()) return respond(503, UnhealthyReason());
     backup_->Start(std::move(body), std::move(respond));
   };
   return AdminHttp::Start(io_, at, std::move(handlers), &admin_);
 }
 
-bool Server::healthy() const { return !draining_ && !storage_failed_; }
+bool Server::healthy() const {
+  return !draining_ && !storage_failed_ && !(executor_ && executor_->disk_full());
+}
+
+std::string Server::UnhealthyReason() const {
+  if (storage_failed_) return "storage failed\n";
+  if (draining_) return "draining\n";
+  return "disk full: changes refused until space returns\n";
+}
 
 int Server::Run() {
   spdlog::info("idemd {} listening on {}:{}", kServerVersion,

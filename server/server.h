@@ -68,6 +68,8 @@ class Server {
   void OnSignal(const boost::system::error_code& ec, int signo);
   void FinishShutdown();
   bool healthy() const;
+  // Why healthy() is false.
+  std::string UnhealthyReason() const;
 
   Config config_;
   std::optional<AuthTable> auth_;

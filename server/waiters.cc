@@ -72,7 +72,7 @@ void Executor::ServeWaiters(const std::string& rkey) {
   if (it == waiters_.end()) return;
   KeyWaiters& kw = it->second;
   uint64_t lease_end = 0;
-  while (!kw.queue.empty() && !failed_) {
+  while (!kw.queue.empty() && !failed_ && !disk_full_) {
     Waiter& w = kw.queue.front();
     if (w.session->closed()) {
       RemoveWaiter(rkey, kw.queue.begin());
@@ -115,7 +115,10 @@ void Executor::AnswerWaiter(const std::string& rkey, Waiter* w, bool may_acquire
       d.expires_unix_ms = cur.record->expires_unix_ms;
     }
   }
-  const uint64_t seq = Apply(rkey, d, cur.seq);
+  uint64_t seq = 0;
+  if (!Commit(w->session, w->id, v1::Request::kReserve, w->received, rkey, d, cur.seq, &seq)) {
+    return;
+  }
   v1::Response resp;
   resp.set_id(w->id);
   FillReserveReply(d, cur.record, now, resp.mutable_reserve());
@@ -176,7 +179,7 @@ void Executor::AnswerAllWaiters() {
   std::vector<std::string> keys;
   for (const auto& [rkey, kw] : waiters_) keys.push_back(rkey);
   for (const std::string& rkey : keys) {
-    if (!failed_) ServeWaiters(rkey);
+    if (!failed_ && !disk_full_) ServeWaiters(rkey);
     auto it = waiters_.find(rkey);
     if (it == waiters_.end()) continue;
     while (!it->second.queue.empty()) {
@@ -184,6 +187,8 @@ void Executor::AnswerAllWaiters() {
       if (failed_) {
         ReplyError(w.session, w.id, v1::ERROR_UNAVAILABLE, "storage failed", v1::Request::kReserve,
                    w.received);
+      } else if (disk_full_) {
+        ReplyDiskFull(w.session, w.id, v1::Request::kReserve, w.received);
       } else if (!w.session->closed()) {
         AnswerWaiter(rkey, &w, /*may_acquire=*/false);
       }

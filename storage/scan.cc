@@ -6,6 +6,8 @@
 
 #include <rocksdb/db.h>
 
+#include <shared_mutex>
+
 #include "storage/key_codec.h"
 #include "storage/state_machine.h"
 #include "storage/store.h"
@@ -47,6 +49,8 @@ Status Store::Scan(const ScanOptions& o, uint64_t now_ms, ScanPage* page) {
   }
   const uint32_t limit = std::max<uint32_t>(o.limit, 1);
   uint32_t examined = 0;
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(seek); it->Valid(); it->Next()) {
     const std::string_view raw(it->key().data(), it->key().size());

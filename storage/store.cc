@@ -2,12 +2,17 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include <mutex>
+#include <shared_mutex>
+
 #include "storage/clock_env.h"
 #include "storage/key_codec.h"
+#include "storage/rocks_logger.h"
 #include "storage/ttl_filter.h"
 
 namespace idem::storage {
@@ -29,6 +34,19 @@ Status FromRocks(const rocksdb::Status& s, std::string_view context) {
 
 rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
 
+// After a write error RocksDB may recover in place (for ENOSPC, once its
+// SstFileManager sees free space). This build then goes on writing through the
+// WAL writer that saw the error and aborts on an assertion; so idem recovers
+// by reopening the database instead (Store::Reopen), and RocksDB's own
+// recovery is turned off.
+class NoInPlaceRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status /*bg_error*/,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
 rocksdb::Options MakeOptions(const StoreOptions& o, const TtlCompactionFilter* filter,
                              rocksdb::Env* env) {
   rocksdb::Options options;
@@ -39,6 +57,9 @@ rocksdb::Options MakeOptions(const StoreOptions& o, const TtlCompactionFilter* f
   options.periodic_compaction_seconds = o.periodic_compaction_seconds;
   options.level_compaction_dynamic_level_bytes = true;
   options.env = env;
+  // No LOG file on the data disk (see rocks_logger.h).
+  options.info_log = NewSpdlogRocksLogger();
+  options.listeners.push_back(std::make_shared<NoInPlaceRecovery>());
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
@@ -78,18 +99,28 @@ Status Store::Open(const StoreOptions& options, const Clock* clock, std::unique_
   s->env_ = std::make_unique<ClockEnv>(
       options.env != nullptr ? options.env : rocksdb::Env::Default(), clock);
   s->periodic_compaction_seconds_ = options.periodic_compaction_seconds;
+  s->options_ = options;
+  IDEM_RETURN_IF_ERROR(s->OpenDb());
+  *store = std::move(s);
+  return Status::OK();
+}
+
+Status Store::OpenDb() {
   rocksdb::DB* db = nullptr;
   rocksdb::Status rs =
-      rocksdb::DB::Open(MakeOptions(options, s->filter_.get(), s->env_.get()), options.path, &db);
-  if (!rs.ok()) return FromRocks(rs, "opening the database in " + options.path);
-  s->db_.reset(db);
-  *store = std::move(s);
+      rocksdb::DB::Open(MakeOptions(options_, filter_.get(), env_.get()), options_.path, &db);
+  if (!rs.ok()) return FromRocks(rs, "opening the database in " + options_.path);
+  db_.reset(db);
+  write_failed_ = false;
   return Status::OK();
 }
 
 Store::~Store() { (void)Close(); }
 
+Status Store::Closed() { return Status::Unavailable("the database is closed"); }
+
 Status Store::Close() {
+  std::unique_lock lock(mu_);
   if (!db_) return Status::OK();
   rocksdb::Status rs = write_failed_ ? rocksdb::Status::OK() : db_->SyncWAL();
   rocksdb::Status close = db_->Close();
@@ -99,6 +130,8 @@ Status Store::Close() {
 }
 
 Status Store::Get(std::string_view key, Record* record, bool* found) {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   std::string value;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), ToSlice(key), &value);
   if (rs.IsNotFound()) {
@@ -111,6 +144,8 @@ Status Store::Get(std::string_view key, Record* record, bool* found) {
 }
 
 Status Store::Write(Batch* batch, bool sync) {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status rs = db_->Write(wo, batch->rep_.get());
@@ -119,12 +154,34 @@ Status Store::Write(Batch* batch, bool sync) {
 }
 
 Status Store::SyncWal() {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   rocksdb::Status rs = db_->SyncWAL();
   if (!rs.ok()) write_failed_ = true;
   return FromRocks(rs, "syncing the WAL");
 }
 
+Status Store::FreeBytes(uint64_t* bytes) {
+  return FromRocks(env_->GetFreeSpace(options_.path, bytes), "reading the free disk space");
+}
+
+Status Store::Reopen() {
+  std::unique_lock lock(mu_);
+  if (db_) {
+    // No WAL sync: after an I/O error RocksDB's WAL writer asserts on one.
+    (void)db_->Close();
+    db_.reset();
+  }
+  IDEM_RETURN_IF_ERROR(OpenDb());
+  // The replayed WAL was flushed at open; one synced write makes sure.
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Delete(wo, MetaKey("reopen_probe")), "writing after reopening");
+}
+
 Status Store::GetMeta(std::string_view name, std::string* value, bool* found) {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), MetaKey(name), value);
   *found = rs.ok();
   if (rs.IsNotFound()) return Status::OK();
@@ -132,12 +189,16 @@ Status Store::GetMeta(std::string_view name, std::string* value, bool* found) {
 }
 
 Status Store::PutMetaSync(std::string_view name, std::string_view value) {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   rocksdb::WriteOptions wo;
   wo.sync = true;
   return FromRocks(db_->Put(wo, MetaKey(name), ToSlice(value)), "writing meta value");
 }
 
 Status Store::Checkpoint(const std::string& dir) {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   rocksdb::Checkpoint* raw = nullptr;
   IDEM_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
@@ -146,6 +207,8 @@ Status Store::Checkpoint(const std::string& dir) {
 }
 
 Status Store::CompactAll() {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   IDEM_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "flushing"));
   rocksdb::CompactRangeOptions cro;
   cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
@@ -153,6 +216,8 @@ Status Store::CompactAll() {
 }
 
 Status Store::CountRecordEntries(uint64_t* count) {
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   *count = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string start(1, kRecordTag);
@@ -162,6 +227,8 @@ Status Store::CountRecordEntries(uint64_t* count) {
 
 Status Store::TriggerPeriodicCompaction() {
   if (periodic_compaction_seconds_ == 0) return Status::OK();
+  std::shared_lock lock(mu_);
+  if (!db_) return Closed();
   // Setting an option installs a new version, which recomputes which files
   // are due for periodic compaction and schedules them. Without this, RocksDB
   // looks only when a flush or compaction happens, i.e. never on an idle store.
@@ -171,7 +238,9 @@ Status Store::TriggerPeriodicCompaction() {
 }
 
 uint64_t Store::EstimateKeys() {
+  std::shared_lock lock(mu_);
   uint64_t n = 0;
+  if (!db_) return 0;
   if (!db_->GetIntProperty("rocksdb.estimate-num-keys", &n)) return 0;
   return n;
 }

@@ -2,14 +2,15 @@
 // syncs for group commit, ordered scans, checkpoints. Records are addressed by
 // keys from key_codec.h. No RocksDB type appears in this header.
 //
-// Thread-safety: Get, Write, SyncWal, Scan and the statistics may be called
-// from any thread concurrently (RocksDB serializes writes). Open/Close are not
-// concurrent with anything.
+// Thread-safety: every method may be called from any thread concurrently
+// (RocksDB serializes writes); Close and Reopen wait for the calls in progress
+// and hold off new ones.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -111,6 +112,15 @@ class Store {
   // of the WAL). May run concurrently with Write: that is group commit.
   Status SyncWal();
 
+  // Free bytes on the data directory's file system.
+  Status FreeBytes(uint64_t* bytes);
+  // After a failed write or sync (the disk was full): closes the database
+  // without syncing and opens it again, which replays the WAL; then one
+  // synced write. When it succeeds, everything the store holds is durable and
+  // writes work again. When it fails the store stays closed: every call
+  // answers Unavailable (call Reopen again). Blocks other callers meanwhile.
+  Status Reopen();
+
   // Live records of one tenant in (scope, key) order. InvalidArgument for a
   // cursor that does not belong to this scan.
   Status Scan(const ScanOptions& options, uint64_t now_ms, ScanPage* page);
@@ -138,13 +148,18 @@ class Store {
 
  private:
   Store() = default;
+  Status OpenDb();  // mu_ held (or no other thread yet)
+  static Status Closed();
 
+  StoreOptions options_;
   std::unique_ptr<TtlCompactionFilter> filter_;
   std::unique_ptr<rocksdb::Env> env_;  // outlives db_
   uint64_t periodic_compaction_seconds_ = 0;
   // A write or WAL sync failed: RocksDB must not be asked to sync again at
   // Close (its WAL writer asserts on that).
   std::atomic<bool> write_failed_{false};
+  // Shared by every call that uses db_; exclusive for Close and Reopen.
+  std::shared_mutex mu_;
   std::unique_ptr<rocksdb::DB> db_;
 };
 

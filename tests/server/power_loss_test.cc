@@ -45,6 +45,7 @@
 #include "storage/key_codec.h"
 #include "storage/store.h"
 #include "storage/token_source.h"
+#include "tests/testutil/executor_harness.h"
 #include "tests/testutil/power_cut_fs.h"
 #include "tests/testutil/temp_dir.h"
 
@@ -68,77 +69,7 @@ constexpr auto kCycleDeadline = std::chrono::seconds(20);
 constexpr uint64_t kMaxFsOpCut = 200;
 constexpr uint64_t kMaxEvents = 2000;
 
-// A client connection as the executor sees it: decodes every answer and hands
-// it on.
-class FakeSession final : public Session {
- public:
-  explicit FakeSession(std::function<void(const v1::Response&)> on_answer)
-      : on_answer_(std::move(on_answer)) {
-    principal_.tenant = kTenant;
-    principal_.role = Role::kWrite;
-  }
-
-  void Deliver(std::string frame) override {
-    protocol::FrameDecoder decoder(UINT32_MAX);
-    decoder.Feed(frame);
-    std::string_view payload;
-    ASSERT_EQ(decoder.Next(&payload), protocol::FrameDecoder::Result::kFrame);
-    v1::Response response;
-    ASSERT_TRUE(response.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
-    on_answer_(response);
-  }
-  bool closed() const override { return false; }
-  const Principal& principal() const override { return principal_; }
-
- private:
-  std::function<void(const v1::Response&)> on_answer_;
-  Principal principal_;
-};
-
-// One run of the executor over a store: the io loop runs on the test thread.
-class Life {
- public:
-  Life(const std::string& path, rocksdb::Env* env, const FakeClock* clock,
-       Executor::Options options) {
-    storage::StoreOptions so;
-    so.path = path;
-    so.env = env;
-    status_ = storage::Store::Open(so, clock, &store_);
-    if (status_.ok()) status_ = storage::TokenSource::Open(store_.get(), &tokens_);
-    if (!status_.ok()) return;
-    executor_ = std::make_unique<Executor>(io_, store_.get(), tokens_.get(), clock, &metrics_,
-                                           std::move(options));
-  }
-
-  // Whether the store and token source opened.
-  const Status& status() const { return status_; }
-  boost::asio::io_context& io() { return io_; }
-  Executor& executor() { return *executor_; }
-  storage::Store& store() { return *store_; }
-  const Metrics& metrics() const { return metrics_; }
-
-  // Shuts down as the daemon does: drain, then close (which syncs).
-  void Drain() {
-    bool done = false;
-    executor_->Drain([&done] { done = true; });
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done && std::chrono::steady_clock::now() < deadline) io_.run_one_for(milliseconds(20));
-    EXPECT_TRUE(done) << "drain did not finish";
-  }
-
- private:
-  // Destroyed in reverse: executor (joins its sync thread), tokens, store
-  // (a normal Close; after a cut nothing it writes reaches the disk), metrics,
-  // io (its queued handlers are dropped unrun).
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
-      io_.get_executor()};
-  Metrics metrics_;
-  Status status_;
-  std::unique_ptr<storage::Store> store_;
-  std::unique_ptr<storage::TokenSource> tokens_;
-  std::unique_ptr<Executor> executor_;
-};
+using Life = testutil::ExecutorLife;
 
 // What the client was told before the cut.
 struct Acknowledged {
@@ -203,7 +134,8 @@ class Cycle {
     std::unique_ptr<rocksdb::Env> env = testutil::NewPowerCutEnv(fs);
     fs_ = fs.get();
     if (mode_ == CutMode::kAtFsOp) fs->FreezeAfter(cut_at_);
-    session_ = std::make_shared<FakeSession>([this](const v1::Response& r) { OnAnswer(r); });
+    session_ = std::make_shared<testutil::FakeSession>(
+        kTenant, [this](const v1::Response& r) { OnAnswer(r); });
 
     for (int life = 1; life <= result.lives && !HasFatalFailure(); ++life) {
       Life l(path_, env.get(), &clock_, options_);
@@ -444,8 +376,8 @@ class Cycle {
     // Tokens: the fresh daemon grants above every token seen, and a surviving
     // lease can still be completed with the client's token.
     std::map<uint64_t, v1::Response> answers;
-    auto session = std::make_shared<FakeSession>(
-        [&answers](const v1::Response& r) { answers.emplace(r.id(), r); });
+    auto session = std::make_shared<testutil::FakeSession>(
+        kTenant, [&answers](const v1::Response& r) { answers.emplace(r.id(), r); });
     auto call = [&](v1::Request req) -> v1::Response {
       l.executor().Handle(session, req, std::chrono::steady_clock::now());
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -496,7 +428,7 @@ class Cycle {
 
   PowerCutFs* fs_ = nullptr;
   Life* life_ = nullptr;
-  std::shared_ptr<FakeSession> session_;
+  std::shared_ptr<testutil::FakeSession> session_;
   CutMode mode_ = CutMode::kAtAck;
   uint64_t cut_at_ = 0;
   uint64_t events_ = 0;
