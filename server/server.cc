@@ -61,7 +61,8 @@ Status Server::OpenStorage() {
   options.path = config_.data_dir;
   options.block_cache_bytes = config_.block_cache_bytes;
   options.periodic_compaction_seconds = config_.periodic_compaction_seconds;
-  Status st = storage::Store::Open(options, SystemClock::Default(), &store_);
+  // One clock for the executor and the TTL filter (see SteadyWallClock).
+  Status st = storage::Store::Open(options, &clock_, &store_);
   if (!st.ok()) return Status::InvalidArgument("--data-dir: " + st.message());
   IDEM_RETURN_IF_ERROR(
       storage::TokenSource::Open(store_.get(), &tokens_).WithContext("--data-dir"));
@@ -70,8 +71,7 @@ Status Server::OpenStorage() {
   eo.limits = config_.limits;
   eo.max_waiters = config_.max_waiters;
   eo.max_waiters_per_key = config_.max_waiters_per_key;
-  executor_ = std::make_unique<Executor>(io_, store_.get(), tokens_.get(), SystemClock::Default(),
-                                         &metrics_, eo);
+  executor_ = std::make_unique<Executor>(io_, store_.get(), tokens_.get(), &clock_, &metrics_, eo);
   executor_->set_on_failure([this](const Status&) { storage_failed_ = true; });
   return Status::OK();
 }

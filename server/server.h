@@ -22,6 +22,7 @@
 #include "server/connection.h"
 #include "server/executor.h"
 #include "server/metrics.h"
+#include "storage/clock.h"
 #include "storage/store.h"
 #include "storage/token_source.h"
 
@@ -74,6 +75,9 @@ class Server {
   Config config_;
   std::optional<AuthTable> auth_;
   Metrics metrics_;
+  // Leases and retention are judged on this (storage/clock.h): it outlives
+  // the store and the executor, declared below.
+  SteadyWallClock clock_{SystemClock::Default()};
   boost::asio::io_context io_{1};
   boost::asio::ip::tcp::acceptor acceptor_{io_};
   boost::asio::signal_set signals_{io_, SIGINT, SIGTERM};
