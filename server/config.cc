@@ -114,6 +114,8 @@ void AddResourceSettings(CLI::App* app, Config* c) {
   Add(app, "max-waiters", &c->max_waiters, "Waiting Reserves in all");
   Add(app, "max-waiters-per-key", &c->max_waiters_per_key, "Waiting Reserves per key");
   Add(app, "block-cache-bytes", &c->block_cache_bytes, "RocksDB block cache size");
+  Add(app, "record-cache-bytes", &c->record_cache_bytes,
+      "Cache of durable records (result bodies up to 4 KiB) in front of RocksDB reads; 0: off");
   Add(app, "periodic-compaction-seconds", &c->periodic_compaction_seconds,
       "Compact files older than this, dropping expired records (0: never)");
   Add(app, "compaction-check-interval-ms", &c->compaction_check_interval_ms,

@@ -27,7 +27,8 @@ Executor::Executor(boost::asio::io_context& io, storage::Store* store, storage::
       tokens_(tokens),
       clock_(clock),
       metrics_(metrics),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      cache_(options_.record_cache_bytes) {}
 
 Executor::~Executor() { sync_thread_.join(); }
 
@@ -61,6 +62,11 @@ bool Executor::Read(const std::string& rkey, ReadResult* out) {
     out->seq = it->second.seq;
     return true;
   }
+  out->seq = 0;
+  if (cache_.Get(rkey, &out->scratch)) {
+    out->record = &out->scratch;
+    return true;
+  }
   bool found = false;
   Status s = store_->Get(rkey, &out->scratch, &found);
   if (!s.ok()) {
@@ -68,7 +74,8 @@ bool Executor::Read(const std::string& rkey, ReadResult* out) {
     return false;
   }
   out->record = found ? &out->scratch : nullptr;
-  out->seq = 0;
+  // No change to this key is pending (else the overlay has it): durable.
+  if (found) cache_.Put(rkey, out->scratch);
   return true;
 }
 
@@ -101,6 +108,7 @@ uint64_t Executor::Apply(const std::string& rkey, const Decision& d, uint64_t re
       return read_seq;
     }
   }
+  cache_.Erase(rkey);
   Dirty& dirty = overlay_[rkey];
   if (d.write == Decision::Write::kPut) {
     batch_.Put(rkey, d.record);

@@ -4,7 +4,9 @@
 //
 // Group commit: changes of one io-loop turn go into one WriteBatch. At the end
 // of the turn (a posted Flush) the batch is written without sync and handed to
-// the WAL-sync thread; the next batch accumulates meanwhile. At most one sync
+// the WAL-sync thread; the next batch accumulates meanwhile (a batch of at most
+// kInlineSyncMaxRecords is synced on the io thread instead: cheaper at light
+// load). At most one sync
 // is in flight. The answers of batch k are delivered when sync k returns. An
 // answer that only reads waits for the sync of the batch that last changed
 // the record it read (tracked by the overlay), else goes out at once.
@@ -48,6 +50,7 @@
 #include "protocol/idem.pb.h"
 #include "server/config.h"
 #include "server/metrics.h"
+#include "server/record_cache.h"
 #include "server/session.h"
 #include "storage/clock.h"
 #include "storage/state_machine.h"
@@ -66,12 +69,16 @@ class Executor {
   static constexpr std::chrono::milliseconds kDiskProbeInterval{200};
   static constexpr uint64_t kDiskResumeFreeBytes = 80ull << 20;
   static constexpr uint32_t kDiskFullRetryAfterMs = 1000;
+  // Batches of at most this many changes are synced on the io thread itself.
+  static constexpr uint32_t kInlineSyncMaxRecords = 4;
 
   struct Options {
     Durability durability = Durability::kSync;
     storage::Limits limits;
     uint32_t max_waiters = 100'000;
     uint32_t max_waiters_per_key = 1'000;
+    // The cache of durable records in front of store reads (record_cache.h).
+    size_t record_cache_bytes = 32ull << 20;
     // TEST ONLY; never expose as a flag or config. Delivers each batch's
     // answers right after Write(sync=false), before its WAL sync: the negative
     // control of tests/server/power_loss_test.cc, which must then see a loss.
@@ -214,6 +221,9 @@ class Executor {
   std::vector<Answer> open_answers_;       // wait for the open batch
   std::vector<Answer> syncing_answers_;    // wait for the batch being synced
   std::unordered_map<std::string, Dirty> overlay_;
+  // Durable records, in front of store reads; a key is erased whenever a
+  // change to it is batched, and everything when storage fails or reopens.
+  RecordCache cache_;
   uint64_t open_seq_ = 1;     // the batch accumulating
   uint64_t durable_seq_ = 0;  // every batch <= this is durable
   bool syncing_ = false;

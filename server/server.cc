@@ -71,6 +71,7 @@ Status Server::OpenStorage() {
   eo.limits = config_.limits;
   eo.max_waiters = config_.max_waiters;
   eo.max_waiters_per_key = config_.max_waiters_per_key;
+  eo.record_cache_bytes = config_.record_cache_bytes;
   executor_ = std::make_unique<Executor>(io_, store_.get(), tokens_.get(), &clock_, &metrics_, eo);
   executor_->set_on_failure([this](const Status&) { storage_failed_ = true; });
   return Status::OK();
