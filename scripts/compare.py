@@ -41,8 +41,14 @@ def wait_port(port, timeout=20.0):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+# Set by --fifo: a prefix that runs servers and load generator under the
+# real-time FIFO scheduler (chrt -f 5), all alike, so that other work on a
+# shared machine (builds) cannot take the CPU in the middle of a run.
+PREFIX = []
+
+
 def start(name, argv, port, log):
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(PREFIX + argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     children.append(proc)
     wait_port(port)
     return {"name": name, "proc": proc, "port": port}
@@ -80,7 +86,8 @@ def bench(system, workload, conns, depth, seconds, extra=()):
             "--endpoint", f"127.0.0.1:{system['port']}", "--workload", workload,
             "--connections", str(conns), "--depth", str(depth), "--seconds", str(seconds),
             "--json", *extra]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds * 10 + 120)
+    out = subprocess.run(PREFIX + argv, capture_output=True, text=True,
+                         timeout=seconds * 10 + 120)
     if out.returncode != 0:
         raise RuntimeError(f"idem-bench failed on {system['name']} {workload}: "
                            f"{out.stdout.strip()} {out.stderr.strip()}")
@@ -105,7 +112,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--only", help="run scenarios whose label contains this")
     ap.add_argument("--json", help="write all raw results here")
+    ap.add_argument("--fifo", action="store_true",
+                    help="run every server and idem-bench under chrt -f 5 (needs root): steadier "
+                         "figures on a machine that is doing other work")
     args = ap.parse_args()
+    if args.fifo:
+        PREFIX.extend(["chrt", "-f", "5"])
     signal.signal(signal.SIGINT, lambda *a: (stop_all(), sys.exit(130)))
     signal.signal(signal.SIGTERM, lambda *a: (stop_all(), sys.exit(143)))
 
