@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include <google/protobuf/arena.h>
+
 #include "protocol/frame_codec.h"
 #include "protocol/idem.pb.h"
 #include "server/session.h"
@@ -68,7 +70,10 @@ class Connection final : public Session, public std::enable_shared_from_this<Con
   Server* server_;
   protocol::FrameDecoder decoder_;
   std::array<char, 64 * 1024> read_buf_;
-  idem::v1::Request request_;  // reused for every frame
+  // Each frame's Request is parsed onto this arena, reset after the frame:
+  // no allocation per request while it fits the first block.
+  alignas(8) std::array<char, 4096> arena_block_;
+  google::protobuf::Arena arena_;
 
   Principal principal_;
   bool authenticated_ = false;  // said a successful Hello

@@ -9,9 +9,16 @@ constexpr char kTerminator = '\x01';
 }  // namespace
 
 void AppendEscaped(std::string* dst, std::string_view part) {
-  for (char c : part) {
-    dst->push_back(c);
-    if (c == kEscape) dst->push_back(kEscapedZero);
+  // Runs without a zero byte are copied whole (keys are on every request's path).
+  for (size_t start = 0;;) {
+    const size_t zero = part.find(kEscape, start);
+    if (zero == std::string_view::npos) {
+      dst->append(part.data() + start, part.size() - start);
+      break;
+    }
+    dst->append(part.data() + start, zero + 1 - start);
+    dst->push_back(kEscapedZero);
+    start = zero + 1;
   }
   dst->push_back(kEscape);
   dst->push_back(kTerminator);
@@ -51,7 +58,12 @@ std::string ScopePrefix(std::string_view tenant, std::string_view scope) {
 }
 
 std::string EncodeRecordKey(std::string_view tenant, std::string_view scope, std::string_view key) {
-  std::string out = ScopePrefix(tenant, scope);
+  std::string out;
+  // One allocation unless tenant or scope hold zero bytes.
+  out.reserve(1 + tenant.size() + 2 + scope.size() + 2 + key.size());
+  out.push_back(kRecordTag);
+  AppendEscaped(&out, tenant);
+  AppendEscaped(&out, scope);
   out.append(key.data(), key.size());
   return out;
 }
