@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-extern char** environ;
+#include "util/subprocess.h"
 
 namespace idem::testutil {
 
@@ -30,38 +29,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-pid_t Spawn(const std::vector<std::string>& args, const std::string& out_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addclose(&actions, 0);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-// Waits for `pid` up to `timeout`; the decoded status, or -1 on timeout.
-int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    int status = 0;
-    const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (r < 0 || Clock::now() > deadline) return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
 }
 
 int ConnectLoopback(uint16_t port) {
@@ -107,7 +74,7 @@ bool Daemon::Start(const std::string& data_dir, const std::vector<std::string>& 
                                    "127.0.0.1:0", "--data-dir", data_dir};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   const size_t log_offset = ReadFile(log_path_).size();
-  pid_ = Spawn(args, log_path_);
+  pid_ = SpawnWithLog(args, log_path_);
   if (pid_ <= 0) {
     *error = "spawn failed";
     return false;
@@ -163,7 +130,7 @@ int RunIdemd(const std::vector<std::string>& args, std::string* output,
   if (fd >= 0) close(fd);
   std::vector<std::string> full = {IdemdPath()};
   full.insert(full.end(), args.begin(), args.end());
-  const pid_t pid = Spawn(full, templ);
+  const pid_t pid = SpawnWithLog(full, templ);
   int status = pid > 0 ? WaitExit(pid, timeout) : -1;
   if (status == -1 && pid > 0) {
     kill(pid, SIGKILL);

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,7 +14,7 @@
 #include <system_error>
 #include <thread>
 
-extern char** environ;
+#include "util/subprocess.h"
 
 namespace idem::crashloop {
 
@@ -42,22 +41,6 @@ size_t FileSize(const std::string& path) {
   return ec ? 0 : static_cast<size_t>(size);
 }
 
-// waitpid with a deadline: the decoded status, or -1 on timeout.
-int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    int status = 0;
-    const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (r < 0 || Clock::now() > deadline) return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
-
 }  // namespace
 
 IdemdProcess::IdemdProcess(std::string idemd_path, std::string data_dir, std::string log_path,
@@ -76,20 +59,9 @@ bool IdemdProcess::Start(std::string* error, std::chrono::milliseconds timeout) 
   std::vector<std::string> args = {idemd_path_, "--listen",   "127.0.0.1:0", "--admin-listen",
                                    "off",       "--data-dir", data_dir_};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
+  int rc = 0;
+  const pid_t pid = SpawnWithLog(args, log_path_, &rc);
+  if (pid < 0) {
     *error = "cannot start " + idemd_path_ + ": " + std::strerror(rc);
     return false;
   }
