@@ -91,42 +91,33 @@ class RedisTarget final : public Target {
   void Reserve(const std::string& key, uint32_t lease_ms, uint32_t /*wait_ms*/,
                ReplyFn done) override {
     AppendCommand(&out_, {"SET", key, "1", "NX", "PX", std::to_string(lease_ms)});
-    Enqueue([done = std::move(done)](const RespValue& v) {
-      Reply r;
-      r.kind = v.type == RespValue::Type::kSimple ? Kind::kAcquired
-               : v.type == RespValue::Type::kNil  ? Kind::kReplayed
-                                                  : Kind::kError;
-      r.error = v.text;
-      done(r);
-    });
+    Expect(RespValue::Type::kSimple, Kind::kAcquired, Kind::kReplayed, std::move(done));
   }
 
   void Complete(const std::string& key, uint64_t /*token*/, const std::string& body,
                 ReplyFn done) override {
     AppendCommand(&out_, {"SET", key, body, "XX", "PX", std::to_string(options_.retention_ms)});
-    Enqueue([done = std::move(done)](const RespValue& v) {
-      Reply r;
-      r.kind = v.type == RespValue::Type::kSimple ? Kind::kCompleted
-               : v.type == RespValue::Type::kNil  ? Kind::kNotCompleted
-                                                  : Kind::kError;
-      r.error = v.text;
-      done(r);
-    });
+    Expect(RespValue::Type::kSimple, Kind::kCompleted, Kind::kNotCompleted, std::move(done));
   }
 
   void Lookup(const std::string& key, ReplyFn done) override {
     AppendCommand(&out_, {"GET", key});
-    Enqueue([done = std::move(done)](const RespValue& v) {
+    Expect(RespValue::Type::kBulk, Kind::kFound, Kind::kAbsent, std::move(done));
+  }
+
+ private:
+  // Queues the reply of the command just appended: `hit` when it is of type
+  // `hit_type` (SET's OK, GET's bulk string), `nil` on a nil (the NX/XX
+  // condition failed, or no value), else an error.
+  void Expect(RespValue::Type hit_type, Kind hit, Kind nil, ReplyFn done) {
+    Enqueue([=, done = std::move(done)](const RespValue& v) {
       Reply r;
-      r.kind = v.type == RespValue::Type::kBulk  ? Kind::kFound
-               : v.type == RespValue::Type::kNil ? Kind::kAbsent
-                                                 : Kind::kError;
+      r.kind = v.type == hit_type ? hit : v.type == RespValue::Type::kNil ? nil : Kind::kError;
       r.error = v.text;
       done(r);
     });
   }
 
- private:
   void Enqueue(std::function<void(const RespValue&)> fn) {
     waiting_.push_back(std::move(fn));
     if (!write_posted_ && !writing_) {

@@ -1,11 +1,6 @@
 // POST /backup on the admin port of the real idemd: a checkpoint taken under
 // load holds every answered write and serves as the data dir of a second
 // daemon; targets outside the backup root are refused.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -24,49 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace v1 = idem::v1;
-
-struct HttpReply {
-  int status = 0;  // 0: no answer
-  std::string head;
-  std::string body;
-};
-
-// One HTTP/1.1 request on a fresh connection to 127.0.0.1:port (closed after).
-HttpReply Http(uint16_t port, const std::string& method, const std::string& path,
-               const std::string& body = "") {
-  HttpReply reply;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return reply;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string resp;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req = method + " " + path +
-                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
-                            "Content-Length: " +
-                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      char buf[65536];
-      while (true) {
-        pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, 30'000) <= 0) break;
-        const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) break;
-        resp.append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  close(fd);
-  const size_t split = resp.find("\r\n\r\n");
-  const size_t sp = resp.find(' ');
-  if (split == std::string::npos || sp == std::string::npos) return reply;
-  reply.status = std::atoi(resp.c_str() + sp + 1);
-  reply.head = resp.substr(0, split);
-  reply.body = resp.substr(split + 4);
-  return reply;
-}
 
 HttpReply PostBackup(uint16_t port, const std::string& target) {
   return Http(port, "POST", "/backup", target);

@@ -30,12 +30,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-std::string FrameOf(const v1::Request& request) {
-  std::string out;
-  EXPECT_TRUE(protocol::AppendFrame(&out, request));
-  return out;
-}
-
 // Resident memory of `pid` in KiB (VmRSS), 0 if unreadable.
 uint64_t RssKib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");

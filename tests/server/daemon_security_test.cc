@@ -64,12 +64,6 @@ std::string RawFrame(const std::string& payload) {
   return Header(static_cast<uint32_t>(payload.size())) + payload;
 }
 
-std::string FrameOf(const v1::Request& request) {
-  std::string out;
-  EXPECT_TRUE(protocol::AppendFrame(&out, request));
-  return out;
-}
-
 v1::Request ScanReq(uint64_t id, const std::string& scope, bool all_scopes) {
   v1::Request r;
   r.set_id(id);

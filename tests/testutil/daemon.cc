@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -287,17 +289,27 @@ idem::v1::Request PingReq(uint64_t id, const std::string& payload) {
   return r;
 }
 
-int HttpGet(uint16_t port, const std::string& path, std::string* body) {
+std::string FrameOf(const idem::v1::Request& request) {
+  std::string out;
+  EXPECT_TRUE(protocol::AppendFrame(&out, request));
+  return out;
+}
+
+HttpReply Http(uint16_t port, const std::string& method, const std::string& path,
+               const std::string& body) {
+  HttpReply reply;
   const int fd = ConnectLoopback(port);
-  if (fd < 0) return 0;
-  const std::string req =
-      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (fd < 0) return reply;
+  const std::string req = method + " " + path +
+                          " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                          "Content-Length: " +
+                          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   std::string resp;
   if (WriteAll(fd, req.data(), req.size())) {
     char buf[65536];
     while (true) {
       pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 10000) <= 0) break;
+      if (poll(&p, 1, 30'000) <= 0) break;
       const ssize_t n = recv(fd, buf, sizeof(buf), 0);
       if (n <= 0) break;
       resp.append(buf, static_cast<size_t>(n));
@@ -306,9 +318,17 @@ int HttpGet(uint16_t port, const std::string& path, std::string* body) {
   close(fd);
   const size_t sp = resp.find(' ');
   const size_t split = resp.find("\r\n\r\n");
-  if (sp == std::string::npos || split == std::string::npos) return 0;
-  body->assign(resp.substr(split + 4));
-  return std::atoi(resp.c_str() + sp + 1);
+  if (sp == std::string::npos || split == std::string::npos) return reply;
+  reply.status = std::atoi(resp.c_str() + sp + 1);
+  reply.head = resp.substr(0, split);
+  reply.body = resp.substr(split + 4);
+  return reply;
+}
+
+int HttpGet(uint16_t port, const std::string& path, std::string* body) {
+  HttpReply reply = Http(port, "GET", path);
+  if (reply.status != 0) *body = std::move(reply.body);
+  return reply.status;
 }
 
 }  // namespace idem::testutil

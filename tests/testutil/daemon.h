@@ -83,6 +83,9 @@ class Client {
   protocol::FrameDecoder decoder_{64u << 20};
 };
 
+// The frame (length prefix + payload) of `request`, for raw sends.
+std::string FrameOf(const idem::v1::Request& request);
+
 // Request builders.
 idem::v1::Request ReserveReq(uint64_t id, const std::string& scope, const std::string& key,
                              const std::string& fingerprint = "", uint32_t lease_ms = 0,
@@ -98,8 +101,15 @@ idem::v1::Request PurgeReq(uint64_t id, const std::string& scope, const std::str
 idem::v1::Request HelloReq(uint64_t id, const std::string& token, uint32_t version = 1);
 idem::v1::Request PingReq(uint64_t id, const std::string& payload = "");
 
-// A blocking HTTP GET on 127.0.0.1:port; returns the status code (0 on
-// failure) and fills *body.
+struct HttpReply {
+  int status = 0;  // 0: no answer
+  std::string head;
+  std::string body;
+};
+// One blocking HTTP/1.1 request on a fresh connection to 127.0.0.1:port.
+HttpReply Http(uint16_t port, const std::string& method, const std::string& path,
+               const std::string& body = "");
+// A GET; returns the status code (0 on failure) and fills *body.
 int HttpGet(uint16_t port, const std::string& path, std::string* body);
 
 }  // namespace idem::testutil
