@@ -10,6 +10,23 @@ namespace idem::server {
 
 namespace v1 = idem::v1;
 
+namespace {
+
+struct TimedStatus {
+  Status status;
+  double seconds;  // for idem_wal_sync_seconds
+};
+
+// One WAL sync (fdatasync), timed.
+TimedStatus TimedSync(storage::Store* store) {
+  const auto start = std::chrono::steady_clock::now();
+  Status status = store->SyncWal();
+  return {std::move(status),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+}
+
+}  // namespace
+
 void Executor::ScheduleFlush() {
   if (flush_scheduled_) return;
   flush_scheduled_ = true;
@@ -46,19 +63,13 @@ void Executor::Flush() {
     // hand-off to the sync thread and back costs two thread wake-ups (~25 us
     // of a ~115 us one-connection Reserve, BENCHMARKS.md); it pays only when
     // a next batch can build up during the sync.
-    const auto start = std::chrono::steady_clock::now();
-    Status st = store_->SyncWal();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return OnSynced(seq, st, seconds);
+    const TimedStatus synced = TimedSync(store_);
+    return OnSynced(seq, synced.status, synced.seconds);
   }
   syncing_ = true;
   boost::asio::post(sync_thread_, [this, seq] {
-    const auto start = std::chrono::steady_clock::now();
-    Status st = store_->SyncWal();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    boost::asio::post(io_, [this, seq, st, seconds] { OnSynced(seq, st, seconds); });
+    const TimedStatus synced = TimedSync(store_);
+    boost::asio::post(io_, [this, seq, synced] { OnSynced(seq, synced.status, synced.seconds); });
   });
 }
 
