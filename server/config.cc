@@ -116,6 +116,9 @@ void AddResourceSettings(CLI::App* app, Config* c) {
   Add(app, "block-cache-bytes", &c->block_cache_bytes, "RocksDB block cache size");
   Add(app, "record-cache-bytes", &c->record_cache_bytes,
       "Cache of durable records (result bodies up to 4 KiB) in front of RocksDB reads; 0: off");
+  Add(app, "wal-prefill-bytes", &c->wal_prefill_bytes,
+      "Fill each write-ahead log with zeros this far ahead, so commits overwrite, not append; 0: "
+      "off");
   Add(app, "periodic-compaction-seconds", &c->periodic_compaction_seconds,
       "Compact files older than this, dropping expired records (0: never)");
   Add(app, "compaction-check-interval-ms", &c->compaction_check_interval_ms,

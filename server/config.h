@@ -53,6 +53,7 @@ struct Config {
   // Storage.
   uint64_t block_cache_bytes = 64ull << 20;
   uint64_t record_cache_bytes = 32ull << 20;
+  uint64_t wal_prefill_bytes = 1ull << 20;
   uint64_t periodic_compaction_seconds = 24 * 3600;
   // How often idle SST files are checked for periodic (TTL) compaction.
   uint32_t compaction_check_interval_ms = 3'600'000;

@@ -60,6 +60,7 @@ Status Server::OpenStorage() {
   storage::StoreOptions options;
   options.path = config_.data_dir;
   options.block_cache_bytes = config_.block_cache_bytes;
+  options.wal_prefill_bytes = config_.wal_prefill_bytes;
   options.periodic_compaction_seconds = config_.periodic_compaction_seconds;
   // One clock for the executor and the TTL filter (see SteadyWallClock).
   Status st = storage::Store::Open(options, &clock_, &store_);

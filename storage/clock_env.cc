@@ -24,8 +24,11 @@ class WallClock final : public rocksdb::SystemClockWrapper {
 
 }  // namespace
 
-ClockEnv::ClockEnv(rocksdb::Env* target, const Clock* clock) : EnvWrapper(target), clock_(clock) {
+ClockEnv::ClockEnv(rocksdb::Env* target, const Clock* clock,
+                   std::shared_ptr<rocksdb::FileSystem> fs)
+    : EnvWrapper(target), clock_(clock) {
   system_clock_ = std::make_shared<WallClock>(target->GetSystemClock(), clock);
+  if (fs) file_system_ = std::move(fs);
 }
 
 rocksdb::Status ClockEnv::GetCurrentTime(int64_t* unix_time) {

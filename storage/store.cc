@@ -14,6 +14,7 @@
 #include "storage/key_codec.h"
 #include "storage/rocks_logger.h"
 #include "storage/ttl_filter.h"
+#include "storage/wal_prefill.h"
 
 namespace idem::storage {
 
@@ -102,8 +103,16 @@ size_t Batch::bytes() const { return rep_->GetDataSize(); }
 Status Store::Open(const StoreOptions& options, const Clock* clock, std::unique_ptr<Store>* store) {
   std::unique_ptr<Store> s(new Store());
   s->filter_ = std::make_unique<TtlCompactionFilter>(clock);
-  s->env_ = std::make_unique<ClockEnv>(
-      options.env != nullptr ? options.env : rocksdb::Env::Default(), clock);
+  if (options.env != nullptr) {
+    s->env_ = std::make_unique<ClockEnv>(options.env, clock);
+  } else {
+    rocksdb::Env* os = rocksdb::Env::Default();
+    std::shared_ptr<rocksdb::FileSystem> fs;
+    if (options.wal_prefill_bytes > 0) {
+      fs = NewWalPrefillFileSystem(os->GetFileSystem(), options.wal_prefill_bytes);
+    }
+    s->env_ = std::make_unique<ClockEnv>(os, clock, std::move(fs));
+  }
   s->periodic_compaction_seconds_ = options.periodic_compaction_seconds;
   s->options_ = options;
   IDEM_RETURN_IF_ERROR(s->OpenDb());
