@@ -114,6 +114,9 @@ void Connection::ProcessFrames() {
   if (inside && !inside_frame_) frame_started_ = std::chrono::steady_clock::now();
   inside_frame_ = inside;
   processing_ = false;
+  // The answers given while processing (Ping, Lookup, errors...) go out now,
+  // in one write, without a round through the io loop.
+  StartWrite();
 }
 
 void Connection::HandleFrame(std::string_view payload) {
@@ -229,7 +232,8 @@ void Connection::Deliver(std::string frame) {
 }
 
 void Connection::MaybeResume() {
-  if (resume_posted_ || reading_ || stop_reading_ || close_after_flush_) return;
+  // Inside ProcessFrames its loop goes on by itself, and a read follows.
+  if (processing_ || resume_posted_ || reading_ || stop_reading_ || close_after_flush_) return;
   if (Paused()) return;
   resume_posted_ = true;
   boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
@@ -240,7 +244,8 @@ void Connection::MaybeResume() {
 }
 
 void Connection::ScheduleWrite() {
-  if (write_in_flight_ || write_posted_) return;
+  // Inside ProcessFrames, which writes when it ends.
+  if (processing_ || write_in_flight_ || write_posted_) return;
   write_posted_ = true;
   // Posted, so every answer of this io-loop turn goes out in one write.
   boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
