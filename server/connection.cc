@@ -247,11 +247,14 @@ void Connection::ScheduleWrite() {
   // Inside ProcessFrames, which writes when it ends.
   if (processing_ || write_in_flight_ || write_posted_) return;
   write_posted_ = true;
-  // Posted, so every answer of this io-loop turn goes out in one write.
-  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    self->write_posted_ = false;
-    self->StartWrite();
-  });
+  // At the end of the turn, so every answer of this io-loop turn goes out in
+  // one write.
+  server_->QueueWrite(shared_from_this());
+}
+
+void Connection::WriteQueued() {
+  write_posted_ = false;
+  StartWrite();
 }
 
 void Connection::StartWrite() {

@@ -45,6 +45,8 @@ class Connection final : public Session, public std::enable_shared_from_this<Con
   const Principal& principal() const override { return principal_; }
 
   uint32_t inflight() const { return inflight_; }
+  // Server::QueueWrite's turn: writes what is pending.
+  void WriteQueued();
 
  private:
   void DoRead();

@@ -198,6 +198,16 @@ void Server::OnClosed(Connection* connection, const char* reason) {
   if (drained_ && connections_.empty()) FinishShutdown();
 }
 
+void Server::QueueWrite(std::shared_ptr<Connection> connection) {
+  write_queue_.push_back(std::move(connection));
+  if (write_queue_.size() > 1) return;  // the handler is posted already
+  boost::asio::post(io_, [this] {
+    writing_now_.swap(write_queue_);
+    for (const auto& c : writing_now_) c->WriteQueued();
+    writing_now_.clear();
+  });
+}
+
 void Server::Sweep() {
   sweep_timer_.expires_after(kSweepInterval);
   sweep_timer_.async_wait([this](const error_code& ec) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "server/admin_http.h"
 #include "server/auth.h"
@@ -56,6 +57,10 @@ class Server {
   void FillStats(const Principal& principal, idem::v1::StatsReply* out);
   void FillHello(const Principal& principal, idem::v1::HelloReply* out);
   void OnClosed(Connection* connection, const char* reason);
+  // The connection's answers are written at the end of this io-loop turn, by
+  // one posted handler for all the connections queued in the turn (a group
+  // commit answers dozens at once).
+  void QueueWrite(std::shared_ptr<Connection> connection);
 
  private:
   explicit Server(const Config& config);
@@ -91,6 +96,8 @@ class Server {
   std::unique_ptr<BackupRunner> backup_;  // with the admin port; before Store::Close, Wait()
   std::unique_ptr<AdminHttp> admin_;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
+  std::vector<std::shared_ptr<Connection>> write_queue_;  // QueueWrite
+  std::vector<std::shared_ptr<Connection>> writing_now_;  // its capacity is reused
   uint16_t port_ = 0;
   bool draining_ = false;
   bool drained_ = false;  // the executor's drain completed
