@@ -192,8 +192,9 @@ void AsyncConnection::Send(v1::Request request, Callback done, std::chrono::mill
                    Pending{std::move(done), timeout.count() > 0 ? SteadyClock::now() + timeout
                                                                 : SteadyClock::time_point::max()});
   if (timeout.count() > 0) ArmSweep();
-  // Posted: requests issued in the same turn go out in one write.
-  if (!write_in_flight_ && !write_posted_) {
+  // Posted: requests issued in the same turn go out in one write. Those sent
+  // by callbacks of OnRead go out when its loop ends.
+  if (!write_in_flight_ && !write_posted_ && !dispatching_) {
     write_posted_ = true;
     boost::asio::post(io_, [self = shared_from_this()] {
       self->write_posted_ = false;
@@ -234,33 +235,44 @@ void AsyncConnection::OnRead(const error_code& ec, size_t n) {
   }
   decoder_.Feed(std::string_view(read_buf_.data(), n));
   std::string_view payload;
+  dispatching_ = true;
   while (true) {
     const auto r = decoder_.Next(&payload);
     if (r == protocol::FrameDecoder::Result::kNeedMore) break;
     if (r == protocol::FrameDecoder::Result::kTooLarge) {
+      dispatching_ = false;
       return FailAll(Status::IOError("response frame from " + options_.endpoint +
                                      " larger than max_frame_bytes"));
     }
     Dispatch(payload);
     // A callback may have closed the connection.
-    if (state_ == State::kClosed) return;
+    if (state_ == State::kClosed) {
+      dispatching_ = false;
+      return;
+    }
   }
+  dispatching_ = false;
+  StartWrite();  // what the callbacks sent
   DoRead();
 }
 
 void AsyncConnection::Dispatch(std::string_view payload) {
-  response_.Clear();
-  if (!response_.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+  struct ResetArena {
+    protocol::MessageArena* arena;
+    ~ResetArena() { arena->Reset(); }
+  } reset{&arena_};
+  auto* response = arena_.Create<v1::Response>();
+  if (!response->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return FailAll(Status::Corruption("the server sent a frame that is not a Response"));
   }
-  if (response_.id() == 0 && response_.has_error()) {
+  if (response->id() == 0 && response->has_error()) {
     // A connection-level error (frame too large, malformed): the server may close.
-    const auto& e = response_.error();
+    const auto& e = response->error();
     return FailAll(Status::Remote(e.code(), e.message(), e.retry_after_ms()));
   }
-  auto node = pending_.extract(response_.id());
+  auto node = pending_.extract(response->id());
   if (node.empty()) return;  // timed out earlier: dropped
-  node.mapped().done(Status::OK(), &response_);
+  node.mapped().done(Status::OK(), response);
 }
 
 void AsyncConnection::ArmSweep() {

@@ -42,6 +42,7 @@
 
 #include "protocol/frame_codec.h"
 #include "protocol/idem.pb.h"
+#include "protocol/message_arena.h"
 #include "util/status.h"
 
 namespace idem::client {
@@ -131,9 +132,10 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   std::string writing_;
   bool write_in_flight_ = false;
   bool write_posted_ = false;
+  bool dispatching_ = false;  // in OnRead's loop: it writes what callbacks send
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Pending> pending_;
-  idem::v1::Response response_;  // reused
+  protocol::MessageArena arena_;  // each response, reset after its callback
   idem::v1::HelloReply hello_;
 };
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """idem vs Redis, side by side, on this machine (BENCHMARKS.md explains the method).
 
-Starts Redis with appendonly yes + appendfsync always, Redis without persistence,
-idemd --durability sync and idemd --durability async, each on loopback with its own
-data dir; runs the same idem-bench workloads alternately (A B A B ...) for --rounds
-rounds; prints medians and the idem/Redis ratios; measures the disk's raw fdatasync
-rate in the same run; stops everything it started (by pid), also on Ctrl-C.
+For each scenario, starts the pair it compares, fresh, each on loopback with its own
+new data dir (Redis with appendonly yes + appendfsync always, or without persistence;
+idemd --durability sync or async); runs the same idem-bench workload on both
+alternately (A B, B A, ...) for --rounds rounds and stops them; prints medians and the
+idem/Redis ratios; measures the disk's raw fdatasync rate in the same run; stops
+everything it started (by pid), also on Ctrl-C.
 """
 import argparse
 import json
@@ -94,6 +95,27 @@ def bench(system, workload, conns, depth, seconds, extra=()):
     return json.loads(out.stdout)
 
 
+def start_systems(names, work, log):
+    """Starts the named systems, each with a new data dir under work."""
+    os.makedirs(work)
+    systems = {}
+    for name in names:
+        port = free_port()
+        d = os.path.join(work, name)
+        if name.startswith("redis"):
+            persist = (["--appendonly", "yes", "--appendfsync", "always"] if name == "redis-aof"
+                       else ["--appendonly", "no"])
+            os.makedirs(d)
+            argv = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+                    "--dir", d, "--save", "", *persist]
+        else:
+            argv = [os.path.join(BIN, "idemd"), "--listen", f"127.0.0.1:{port}",
+                    "--admin-listen", "off", "--data-dir", d,
+                    "--durability", name.split("-")[1]]
+        systems[name] = start(name, argv, port, log)
+    return systems
+
+
 # (label, workload, connections, depth, idem system, redis system, metric)
 SCENARIOS = [
     ("durable reserve, 50 conns, depth 1", "reserve", 50, 1, "idem-sync", "redis-aof", "ops"),
@@ -123,28 +145,17 @@ def main():
 
     work = tempfile.mkdtemp(prefix="idem-compare-")
     log = open(os.path.join(work, "servers.log"), "w")
-    systems = {}
     try:
         print(f"disk: raw fdatasync rate {fdatasync_rate(work):.0f}/s ({work})", flush=True)
-        redis = shutil.which("redis-server")
-        for name, extra in (("redis-aof", ["--appendonly", "yes", "--appendfsync", "always"]),
-                            ("redis-mem", ["--appendonly", "no"])):
-            port = free_port()
-            d = os.path.join(work, name)
-            os.makedirs(d)
-            systems[name] = start(name, [redis, "--port", str(port), "--bind", "127.0.0.1",
-                                         "--dir", d, "--save", "", *extra], port, log)
-        for name, durability in (("idem-sync", "sync"), ("idem-async", "async")):
-            port = free_port()
-            systems[name] = start(name, [os.path.join(BIN, "idemd"), "--listen",
-                                         f"127.0.0.1:{port}", "--admin-listen", "off",
-                                         "--data-dir", os.path.join(work, name),
-                                         "--durability", durability], port, log)
         raw = []
         rows = []
         for label, wl, conns, depth, a, b, metric in SCENARIOS:
             if args.only and args.only not in label:
                 continue
+            # Fresh servers and data dirs for each scenario: the background
+            # work left by an earlier scenario's writes (RocksDB compaction,
+            # Redis AOF rewrite) must not run inside this one's rounds.
+            systems = start_systems((a, b), os.path.join(work, f"s{len(rows)}"), log)
             results = {a: [], b: []}
             for r in range(args.rounds):
                 for name in ((a, b) if r % 2 == 0 else (b, a)):
@@ -155,6 +166,7 @@ def main():
                        "p50": statistics.median(x["latency_us"]["p50"] for x in v),
                        "p99": statistics.median(x["latency_us"]["p99"] for x in v)}
                    for n, v in results.items()}
+            stop_all()
             rows.append((label, a, b, med, metric))
             print(f"  {label}: {a} {med[a]['ops']:.0f}/s p50 {med[a]['p50']}us p99 {med[a]['p99']}us"
                   f" | {b} {med[b]['ops']:.0f}/s p50 {med[b]['p50']}us p99 {med[b]['p99']}us",

@@ -14,13 +14,6 @@ using boost::system::error_code;
 
 namespace {
 
-google::protobuf::ArenaOptions ArenaOptions(std::array<char, 4096>* block) {
-  google::protobuf::ArenaOptions options;
-  options.initial_block = block->data();
-  options.initial_block_size = block->size();
-  return options;
-}
-
 OpKind OpKindOf(v1::Request::OpCase op) {
   switch (op) {
     case v1::Request::kHello: return OpKind::kHello;
@@ -43,8 +36,7 @@ Connection::Connection(boost::asio::ip::tcp::socket socket, Server* server)
       server_(server),
       decoder_(server->auth() != nullptr ? std::min(server->config().preauth_max_frame_bytes,
                                                     server->config().max_frame_bytes)
-                                         : server->config().max_frame_bytes),
-      arena_(ArenaOptions(&arena_block_)) {
+                                         : server->config().max_frame_bytes) {
   if (server->auth() == nullptr) principal_ = Principal{"default", Role::kAdmin};
   last_read_ = std::chrono::steady_clock::now();
   error_code ignored;
@@ -122,10 +114,10 @@ void Connection::ProcessFrames() {
 void Connection::HandleFrame(std::string_view payload) {
   const auto received = std::chrono::steady_clock::now();
   struct ResetArena {
-    google::protobuf::Arena* arena;
+    protocol::MessageArena* arena;
     ~ResetArena() { arena->Reset(); }
   } reset{&arena_};
-  auto* request = google::protobuf::Arena::CreateMessage<v1::Request>(&arena_);
+  auto* request = arena_.Create<v1::Request>();
   if (!request->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     ++malformed_;
     ReplyError(0, v1::ERROR_MALFORMED, "the frame's payload is not a Request");

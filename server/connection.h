@@ -11,10 +11,9 @@
 #include <memory>
 #include <string>
 
-#include <google/protobuf/arena.h>
-
 #include "protocol/frame_codec.h"
 #include "protocol/idem.pb.h"
+#include "protocol/message_arena.h"
 #include "server/session.h"
 
 namespace idem::server {
@@ -72,10 +71,7 @@ class Connection final : public Session, public std::enable_shared_from_this<Con
   Server* server_;
   protocol::FrameDecoder decoder_;
   std::array<char, 64 * 1024> read_buf_;
-  // Each frame's Request is parsed onto this arena, reset after the frame:
-  // no allocation per request while it fits the first block.
-  alignas(8) std::array<char, 4096> arena_block_;
-  google::protobuf::Arena arena_;
+  protocol::MessageArena arena_;  // each frame's Request, reset after the frame
 
   Principal principal_;
   bool authenticated_ = false;  // said a successful Hello

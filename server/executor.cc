@@ -63,7 +63,10 @@ bool Executor::Read(const std::string& rkey, ReadResult* out) {
     return true;
   }
   out->seq = 0;
-  if (cache_.Get(rkey, &out->scratch)) {
+  if (out->borrow) {
+    out->record = cache_.Find(rkey);
+    if (out->record != nullptr) return true;
+  } else if (cache_.Get(rkey, &out->scratch)) {
     out->record = &out->scratch;
     return true;
   }
@@ -235,14 +238,18 @@ void Executor::HandleLookup(const std::shared_ptr<Session>& s, const v1::Request
   const v1::Lookup& l = req.lookup();
   const Status valid = storage::ValidateAddress(l.scope(), l.key(), options_.limits);
   if (!Valid(s, req, valid, received)) return;
-  const std::string rkey = storage::EncodeRecordKey(s->principal().tenant, l.scope(), l.key());
+  std::string& rkey = lookup_key_;
+  storage::EncodeRecordKeyTo(s->principal().tenant, l.scope(), l.key(), &rkey);
   ReadResult cur;
+  cur.borrow = true;  // nothing changes the cache before the answer is built
   if (!ReadFor(s, req, rkey, &cur, received)) return;
   Decision d = storage::DecideLookup(cur.record, clock_->NowWallMs());
   metrics_->CountLookupState(d.state);
-  v1::Response resp;
+  v1::Response& resp = lookup_response_;
   resp.set_id(req.id());
-  FillLookupReply(d, cur.record, resp.mutable_lookup());
+  v1::LookupReply* reply = resp.mutable_lookup();
+  reply->Clear();
+  FillLookupReply(d, cur.record, reply);
   Reply(s, &resp, cur.seq, req.op_case(), received);
 }
 

@@ -140,11 +140,14 @@ class Executor {
     std::list<Waiter> queue;
     std::unique_ptr<boost::asio::steady_timer> lease_timer;
   };
-  // A record as read: points into the overlay or into `scratch`.
+  // A record as read: points into the overlay or into `scratch` (or, when
+  // `borrow` was set, into the record cache: valid only until the cache next
+  // changes, so only for an operation that changes nothing).
   struct ReadResult {
     storage::Record scratch;
     const storage::Record* record = nullptr;
     uint64_t seq = 0;  // batch the value depends on; 0 when durable
+    bool borrow = false;
   };
 
   // executor.cc: operations.
@@ -220,6 +223,10 @@ class Executor {
   std::vector<std::string> syncing_keys_;  // keys written by the batch being synced
   std::vector<Answer> open_answers_;       // wait for the open batch
   std::vector<Answer> syncing_answers_;    // wait for the batch being synced
+  // Lookup's key and answer, reused: once warm a Lookup that hits the record
+  // cache allocates nothing for them (the answer is cleared, not destroyed).
+  std::string lookup_key_;
+  idem::v1::Response lookup_response_;
   std::unordered_map<std::string, Dirty> overlay_;
   // Durable records, in front of store reads; a key is erased whenever a
   // change to it is batched, and everything when storage fails or reopens.

@@ -8,11 +8,17 @@ size_t RecordCache::Charge(const Entry& e) {
 }
 
 bool RecordCache::Get(const std::string& key, storage::Record* out) {
-  auto it = map_.find(key);
-  if (it == map_.end()) return false;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  *out = it->second->second;
+  const storage::Record* found = Find(key);
+  if (found == nullptr) return false;
+  *out = *found;
   return true;
+}
+
+const storage::Record* RecordCache::Find(const std::string& key) {
+  auto it = map_.find(key);
+  if (it == map_.end()) return nullptr;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return &it->second->second;
 }
 
 void RecordCache::Put(const std::string& key, const storage::Record& record) {

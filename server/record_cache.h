@@ -31,6 +31,9 @@ class RecordCache {
 
   // Copies the cached record of `key` into *out; false on a miss.
   bool Get(const std::string& key, storage::Record* out);
+  // The cached record of `key`, or null: valid until the cache next changes
+  // (Put, Erase, Clear).
+  const storage::Record* Find(const std::string& key);
   void Put(const std::string& key, const storage::Record& record);
   void Erase(const std::string& key);
   void Clear();

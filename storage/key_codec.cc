@@ -59,13 +59,19 @@ std::string ScopePrefix(std::string_view tenant, std::string_view scope) {
 
 std::string EncodeRecordKey(std::string_view tenant, std::string_view scope, std::string_view key) {
   std::string out;
-  // One allocation unless tenant or scope hold zero bytes.
-  out.reserve(1 + tenant.size() + 2 + scope.size() + 2 + key.size());
-  out.push_back(kRecordTag);
-  AppendEscaped(&out, tenant);
-  AppendEscaped(&out, scope);
-  out.append(key.data(), key.size());
+  EncodeRecordKeyTo(tenant, scope, key, &out);
   return out;
+}
+
+void EncodeRecordKeyTo(std::string_view tenant, std::string_view scope, std::string_view key,
+                       std::string* out) {
+  out->clear();
+  // One allocation at most unless tenant or scope hold zero bytes.
+  out->reserve(1 + tenant.size() + 2 + scope.size() + 2 + key.size());
+  out->push_back(kRecordTag);
+  AppendEscaped(out, tenant);
+  AppendEscaped(out, scope);
+  out->append(key.data(), key.size());
 }
 
 bool DecodeRecordKey(std::string_view encoded, std::string* tenant, std::string* scope,

@@ -22,6 +22,9 @@ inline constexpr char kMetaTag = '\x00';
 inline constexpr char kRecordTag = '\x01';
 
 std::string EncodeRecordKey(std::string_view tenant, std::string_view scope, std::string_view key);
+// The same into *out (replacing its contents), reusing its capacity.
+void EncodeRecordKeyTo(std::string_view tenant, std::string_view scope, std::string_view key,
+                       std::string* out);
 
 // The prefix shared by every record of `tenant`.
 std::string TenantPrefix(std::string_view tenant);

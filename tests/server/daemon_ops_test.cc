@@ -126,6 +126,36 @@ TEST_F(DaemonOpsTest, PurgeAndNotFound) {
   EXPECT_EQ(r.reserve().attempt(), 1u);
 }
 
+// The server reuses one Lookup answer message: each answer must carry only
+// its own key's fields, whatever the answer before it held.
+TEST_F(DaemonOpsTest, LookupAnswersCarryNothingFromThePreviousOne) {
+  v1::Response r = client_.Call(ReserveReq(1, "s", "done", "fp-done"));
+  r = client_.Call(CompleteReq(2, "s", "done", r.reserve().token(), 201, "body of done"));
+  ASSERT_EQ(r.complete().outcome(), v1::COMPLETE_OK);
+  r = client_.Call(ReserveReq(3, "s", "held", ""));
+  ASSERT_EQ(r.reserve().outcome(), v1::RESERVE_ACQUIRED);
+
+  r = client_.Call(LookupReq(4, "s", "done"));
+  ASSERT_EQ(r.lookup().state(), v1::KEY_COMPLETED);
+  EXPECT_EQ(r.lookup().fingerprint(), "fp-done");
+  EXPECT_EQ(r.lookup().result().body(), "body of done");
+
+  r = client_.Call(LookupReq(5, "s", "held"));
+  EXPECT_EQ(r.id(), 5u);
+  EXPECT_EQ(r.lookup().state(), v1::KEY_IN_PROGRESS);
+  EXPECT_EQ(r.lookup().fingerprint(), "");
+  EXPECT_FALSE(r.lookup().has_result()) << r.DebugString();
+  EXPECT_GT(r.lookup().lease_remaining_ms(), 0u);
+
+  r = client_.Call(LookupReq(6, "s", "done"));  // the record cache answers now
+  EXPECT_EQ(r.lookup().result().body(), "body of done");
+  r = client_.Call(LookupReq(7, "s", "never"));
+  EXPECT_EQ(r.lookup().state(), v1::KEY_ABSENT);
+  EXPECT_EQ(r.lookup().attempt(), 0u);
+  EXPECT_EQ(r.lookup().expires_unix_ms(), 0u);
+  EXPECT_FALSE(r.lookup().has_result()) << r.DebugString();
+}
+
 TEST_F(DaemonOpsTest, ScanPagesThroughOneScope) {
   for (int i = 0; i < 25; ++i) {
     ASSERT_EQ(
