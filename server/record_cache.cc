@@ -2,9 +2,9 @@
 
 namespace idem::server {
 
-size_t RecordCache::Charge(const Entry& e) {
-  // The strings' bytes plus the list and map nodes and the record's fixed part.
-  return e.first.size() + e.second.fingerprint.size() + e.second.body.size() + 192;
+size_t RecordCache::Charge(const std::string& key, const storage::Record& record) {
+  // The strings' bytes plus the map node and the record's fixed part.
+  return key.size() + record.fingerprint.size() + record.body.size() + 192;
 }
 
 bool RecordCache::Get(const std::string& key, storage::Record* out) {
@@ -17,37 +17,59 @@ bool RecordCache::Get(const std::string& key, storage::Record* out) {
 const storage::Record* RecordCache::Find(const std::string& key) {
   auto it = map_.find(key);
   if (it == map_.end()) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return &it->second->second;
+  Unlink(&it->second);
+  PushFront(&it->second);
+  return &it->second.record;
 }
 
 void RecordCache::Put(const std::string& key, const storage::Record& record) {
   if (capacity_ == 0 || record.body.size() > kMaxBodyBytes) return;
-  Erase(key);
-  lru_.emplace_front(key, record);
-  map_.emplace(lru_.front().first, lru_.begin());
-  bytes_ += Charge(lru_.front());
-  while (bytes_ > capacity_ && !lru_.empty()) {
-    const Entry& last = lru_.back();
-    bytes_ -= Charge(last);
-    map_.erase(last.first);
-    lru_.pop_back();
+  Put(std::string(key), storage::Record(record));
+}
+
+void RecordCache::Put(std::string&& key, storage::Record&& record) {
+  if (capacity_ == 0 || record.body.size() > kMaxBodyBytes) return;
+  auto [it, added] = map_.try_emplace(std::move(key));
+  Entry& e = it->second;
+  if (!added) {
+    bytes_ -= e.charge;
+    Unlink(&e);
   }
+  e.record = std::move(record);
+  e.key = &it->first;
+  e.charge = Charge(it->first, e.record);
+  bytes_ += e.charge;
+  PushFront(&e);
+  while (bytes_ > capacity_ && lru_.prev != &lru_) Remove(map_.find(*lru_.prev->key));
 }
 
 void RecordCache::Erase(const std::string& key) {
   auto it = map_.find(key);
-  if (it == map_.end()) return;
-  bytes_ -= Charge(*it->second);
-  auto node = it->second;
-  map_.erase(it);
-  lru_.erase(node);
+  if (it != map_.end()) Remove(it);
 }
 
 void RecordCache::Clear() {
   map_.clear();
-  lru_.clear();
+  lru_.next = lru_.prev = &lru_;
   bytes_ = 0;
+}
+
+void RecordCache::Unlink(Entry* e) {
+  e->prev->next = e->next;
+  e->next->prev = e->prev;
+}
+
+void RecordCache::PushFront(Entry* e) {
+  e->prev = &lru_;
+  e->next = lru_.next;
+  lru_.next->prev = e;
+  lru_.next = e;
+}
+
+void RecordCache::Remove(std::unordered_map<std::string, Entry>::iterator it) {
+  bytes_ -= it->second.charge;
+  Unlink(&it->second);
+  map_.erase(it);
 }
 
 }  // namespace idem::server

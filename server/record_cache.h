@@ -4,8 +4,9 @@
 // here is a hash lookup and a copy.
 //
 // What it holds: only values as they are on stable storage (the executor
-// fills it from store reads of keys with no change pending, and erases a key
-// whenever a change to it is batched). Records whose result body is larger
+// fills it from store reads of keys with no change pending and with the
+// records of each batch once it is durable, and erases a key whenever a
+// change to it is batched). Records whose result body is larger
 // than kMaxBodyBytes are not kept. Expired records may stay until evicted;
 // judging expiry is the state machine's job.
 //
@@ -13,7 +14,6 @@
 #pragma once
 
 #include <cstddef>
-#include <list>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -27,7 +27,11 @@ class RecordCache {
   static constexpr size_t kMaxBodyBytes = 4096;
 
   // capacity_bytes 0 disables the cache.
-  explicit RecordCache(size_t capacity_bytes) : capacity_(capacity_bytes) {}
+  explicit RecordCache(size_t capacity_bytes) : capacity_(capacity_bytes) {
+    lru_.next = lru_.prev = &lru_;
+  }
+  RecordCache(const RecordCache&) = delete;
+  RecordCache& operator=(const RecordCache&) = delete;
 
   // Copies the cached record of `key` into *out; false on a miss.
   bool Get(const std::string& key, storage::Record* out);
@@ -35,6 +39,7 @@ class RecordCache {
   // (Put, Erase, Clear).
   const storage::Record* Find(const std::string& key);
   void Put(const std::string& key, const storage::Record& record);
+  void Put(std::string&& key, storage::Record&& record);
   void Erase(const std::string& key);
   void Clear();
 
@@ -42,13 +47,24 @@ class RecordCache {
   size_t entries() const { return map_.size(); }
 
  private:
-  using Entry = std::pair<std::string, storage::Record>;
-  static size_t Charge(const Entry& e);
+  // One allocation per entry: the map's node holds the key, the record and
+  // the links of the recency list (map nodes do not move).
+  struct Entry {
+    storage::Record record;
+    const std::string* key = nullptr;  // the map node's key
+    Entry* prev = nullptr;
+    Entry* next = nullptr;
+    size_t charge = 0;
+  };
+  static size_t Charge(const std::string& key, const storage::Record& record);
+  void Unlink(Entry* e);
+  void PushFront(Entry* e);
+  void Remove(std::unordered_map<std::string, Entry>::iterator it);
 
   size_t capacity_;
   size_t bytes_ = 0;
-  std::list<Entry> lru_;  // front: most recently used
-  std::unordered_map<std::string_view, std::list<Entry>::iterator> map_;
+  Entry lru_;  // sentinel of the circular recency list: next is the most recent
+  std::unordered_map<std::string, Entry> map_;
 };
 
 }  // namespace idem::server
