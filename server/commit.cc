@@ -79,15 +79,11 @@ void Executor::OnSynced(uint64_t seq, Status status, double seconds) {
   if (!status.ok()) return FailStop(status);
   if (options_.durability == Durability::kSync) metrics_->ObserveWalSync(seconds);
   durable_seq_ = seq;
-  // The batch's records are durable now: they move from the overlay to the
-  // record cache, where the next step of the same flow (the Complete after a
-  // Reserve) finds them without a RocksDB read. Keys written again by the
-  // open batch stay in the overlay.
+  // Durable now: read from the store (not moved into the record cache: under
+  // a high write rate its churn cost more than the reads it saved, BENCHMARKS.md).
   for (const std::string& key : syncing_keys_) {
     auto it = overlay_.find(key);
-    if (it == overlay_.end() || it->second.seq > seq) continue;
-    auto node = overlay_.extract(it);
-    if (node.mapped().record) cache_.Put(std::move(node.key()), std::move(*node.mapped().record));
+    if (it != overlay_.end() && it->second.seq <= seq) overlay_.erase(it);
   }
   syncing_keys_.clear();
   Release(&syncing_answers_);

@@ -4,9 +4,8 @@
 // here is a hash lookup and a copy.
 //
 // What it holds: only values as they are on stable storage (the executor
-// fills it from store reads of keys with no change pending and with the
-// records of each batch once it is durable, and erases a key whenever a
-// change to it is batched). Records whose result body is larger
+// fills it from store reads of keys with no change pending, and erases a key
+// whenever a change to it is batched). Records whose result body is larger
 // than kMaxBodyBytes are not kept. Expired records may stay until evicted;
 // judging expiry is the state machine's job.
 //
