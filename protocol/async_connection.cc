@@ -257,11 +257,7 @@ void AsyncConnection::OnRead(const error_code& ec, size_t n) {
 }
 
 void AsyncConnection::Dispatch(std::string_view payload) {
-  struct ResetArena {
-    protocol::MessageArena* arena;
-    ~ResetArena() { arena->Reset(); }
-  } reset{&arena_};
-  auto* response = arena_.Create<v1::Response>();
+  protocol::ScopedMessage<v1::Response> response(&arena_);
   if (!response->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return FailAll(Status::Corruption("the server sent a frame that is not a Response"));
   }
@@ -272,7 +268,7 @@ void AsyncConnection::Dispatch(std::string_view payload) {
   }
   auto node = pending_.extract(response->id());
   if (node.empty()) return;  // timed out earlier: dropped
-  node.mapped().done(Status::OK(), response);
+  node.mapped().done(Status::OK(), response.get());
 }
 
 void AsyncConnection::ArmSweep() {

@@ -35,4 +35,22 @@ class MessageArena {
   google::protobuf::Arena arena_;
 };
 
+// A message on a MessageArena that resets the arena when it goes out of scope.
+template <typename Message>
+class ScopedMessage {
+ public:
+  explicit ScopedMessage(MessageArena* arena) : arena_(arena), message_(arena->Create<Message>()) {}
+  ~ScopedMessage() { arena_->Reset(); }
+  ScopedMessage(const ScopedMessage&) = delete;
+  ScopedMessage& operator=(const ScopedMessage&) = delete;
+
+  Message* get() const { return message_; }
+  Message* operator->() const { return message_; }
+  Message& operator*() const { return *message_; }
+
+ private:
+  MessageArena* arena_;
+  Message* message_;
+};
+
 }  // namespace idem::protocol

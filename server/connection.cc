@@ -113,11 +113,7 @@ void Connection::ProcessFrames() {
 
 void Connection::HandleFrame(std::string_view payload) {
   const auto received = std::chrono::steady_clock::now();
-  struct ResetArena {
-    protocol::MessageArena* arena;
-    ~ResetArena() { arena->Reset(); }
-  } reset{&arena_};
-  auto* request = arena_.Create<v1::Request>();
+  protocol::ScopedMessage<v1::Request> request(&arena_);
   if (!request->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     ++malformed_;
     ReplyError(0, v1::ERROR_MALFORMED, "the frame's payload is not a Request");
