@@ -271,6 +271,11 @@ Status CheckNumbers(const Config& c) {
       {"max-failed-hellos", c.max_failed_hellos, 1, kAny},
       {"compaction-check-interval-ms", c.compaction_check_interval_ms, 1, kAny},
   }));
+  // 0 turns the WAL pre-fill off; a tiny step would fill on almost every commit.
+  if (c.wal_prefill_bytes != 0) {
+    IDEM_RETURN_IF_ERROR(
+        CheckRanges({{"wal-prefill-bytes", c.wal_prefill_bytes, 64 << 10, 1ull << 30}}));
+  }
   IDEM_RETURN_IF_ERROR(
       CheckNotAbove("default-lease-ms", l.default_lease_ms, "max-lease-ms", l.max_lease_ms));
   // max-waiters-per-key above max-waiters is fine: the global cap bites first.

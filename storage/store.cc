@@ -9,6 +9,7 @@
 
 #include <mutex>
 #include <shared_mutex>
+#include <vector>
 
 #include "storage/clock_env.h"
 #include "storage/key_codec.h"
@@ -109,7 +110,7 @@ Status Store::Open(const StoreOptions& options, const Clock* clock, std::unique_
     rocksdb::Env* os = rocksdb::Env::Default();
     std::shared_ptr<rocksdb::FileSystem> fs;
     if (options.wal_prefill_bytes > 0) {
-      fs = NewWalPrefillFileSystem(os->GetFileSystem(), options.wal_prefill_bytes);
+      fs = NewWalPrefillFileSystem(os->GetFileSystem(), options.wal_prefill_bytes, options.path);
     }
     s->env_ = std::make_unique<ClockEnv>(os, clock, std::move(fs));
   }
@@ -218,7 +219,22 @@ Status Store::Checkpoint(const std::string& dir) {
   IDEM_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
   // log_size_for_flush 0: flush first, so the copy needs no WAL replay.
-  return FromRocks(checkpoint->CreateCheckpoint(dir, 0), "creating a checkpoint in " + dir);
+  IDEM_RETURN_IF_ERROR(
+      FromRocks(checkpoint->CreateCheckpoint(dir, 0), "creating a checkpoint in " + dir));
+  // The copy holds every change made before the flush. Its WAL copies could
+  // only add later changes, and a copy of the live, pre-filled log can skip
+  // a record (wal_prefill.h): without them the checkpoint is exactly the
+  // flushed state.
+  std::vector<std::string> children;
+  rocksdb::Env* env = db_->GetEnv();
+  IDEM_RETURN_IF_ERROR(FromRocks(env->GetChildren(dir, &children), "listing " + dir));
+  for (const std::string& name : children) {
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
+      IDEM_RETURN_IF_ERROR(
+          FromRocks(env->DeleteFile(dir + "/" + name), "removing the log copy " + name));
+    }
+  }
+  return Status::OK();
 }
 
 Status Store::CompactAll() {

@@ -133,7 +133,8 @@ class Store {
   Status GetMeta(std::string_view name, std::string* value, bool* found);
   Status PutMetaSync(std::string_view name, std::string_view value);
 
-  // A consistent copy of the database in `dir` (which must not exist).
+  // A consistent copy of the database in `dir` (which must not exist): every
+  // change made before the call, and no write-ahead log.
   Status Checkpoint(const std::string& dir);
 
   // Flushes memtables and compacts everything (tests and admin).

@@ -5,17 +5,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <string>
 
 namespace idem::storage {
 
 namespace {
 
-// RocksDB names its write-ahead logs NNNNNN.log.
-bool IsWalFile(const std::string& path) {
-  size_t slash = path.rfind('/');
+// RocksDB names its write-ahead logs NNNNNN.log; `dir` is where it keeps them.
+bool IsWalFile(const std::string& path, const std::string& dir) {
+  if (path.size() <= dir.size() + 1 || path.compare(0, dir.size(), dir) != 0 ||
+      path[dir.size()] != '/') {
+    return false;
+  }
   std::string_view name(path);
-  if (slash != std::string::npos) name.remove_prefix(slash + 1);
+  name.remove_prefix(dir.size() + 1);
   constexpr std::string_view kSuffix = ".log";
   if (name.size() <= kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) {
     return false;
@@ -107,8 +111,8 @@ class PrefilledWal final : public rocksdb::FSWritableFileOwnerWrapper {
 
 class WalPrefillFs final : public rocksdb::FileSystemWrapper {
  public:
-  WalPrefillFs(const std::shared_ptr<rocksdb::FileSystem>& target, uint64_t chunk)
-      : FileSystemWrapper(target), chunk_(chunk) {}
+  WalPrefillFs(const std::shared_ptr<rocksdb::FileSystem>& target, uint64_t chunk, std::string dir)
+      : FileSystemWrapper(target), chunk_(chunk), dir_(std::move(dir)) {}
 
   static const char* kClassName() { return "idem.WalPrefillFs"; }
   const char* Name() const override { return kClassName(); }
@@ -117,7 +121,8 @@ class WalPrefillFs final : public rocksdb::FileSystemWrapper {
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override {
     rocksdb::IOStatus s = target()->NewWritableFile(fname, options, result, dbg);
-    if (!s.ok() || !IsWalFile(fname) || options.use_mmap_writes || options.use_direct_writes) {
+    if (!s.ok() || !IsWalFile(fname, dir_) || options.use_mmap_writes ||
+        options.use_direct_writes) {
       return s;
     }
     int fd = ::open(fname.c_str(), O_WRONLY | O_CLOEXEC);
@@ -128,13 +133,17 @@ class WalPrefillFs final : public rocksdb::FileSystemWrapper {
 
  private:
   const uint64_t chunk_;
+  const std::string dir_;
 };
 
 }  // namespace
 
 std::shared_ptr<rocksdb::FileSystem> NewWalPrefillFileSystem(
-    const std::shared_ptr<rocksdb::FileSystem>& target, uint64_t chunk_bytes) {
-  return std::make_shared<WalPrefillFs>(target, chunk_bytes);
+    const std::shared_ptr<rocksdb::FileSystem>& target, uint64_t chunk_bytes,
+    const std::string& db_dir) {
+  std::string dir = db_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return std::make_shared<WalPrefillFs>(target, chunk_bytes, std::move(dir));
 }
 
 }  // namespace idem::storage

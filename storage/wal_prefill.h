@@ -11,8 +11,16 @@
 // Safety: RocksDB's WAL reader skips zero-filled space as padding (it is what
 // a preallocated file looks like after a crash), so a crash leaves a log that
 // recovers exactly as before; RocksDB trims the zeros when it closes the log.
-// Only new WAL files (NNNNNN.log) on the real file system are pre-filled; a
-// failed fill (disk full) just stops pre-filling that file.
+// Only new WAL files (NNNNNN.log) directly in the database's directory, on
+// the real file system, are pre-filled (not the copies a checkpoint writes);
+// a failed fill (disk full) just stops pre-filling that file.
+//
+// What the zeros change: the bytes after the end of the log are zeros on
+// disk, not unallocated. RocksDB's reader skips zero-filled space, so a copy
+// of a live log read while RocksDB appends to it can miss a record and keep
+// later ones; Store::Checkpoint therefore keeps no log in its copies. After
+// a power cut, only writes that were never synced (nothing acknowledged with
+// --durability sync) can be lost out of order.
 // Internal to storage/.
 #pragma once
 
@@ -20,12 +28,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace idem::storage {
 
 // Wraps `target`, which must be the POSIX file system: the fill is written
-// through a second descriptor of the same file. chunk_bytes > 0.
+// through a second descriptor of the same file. chunk_bytes > 0. db_dir: the
+// database directory, as given to RocksDB.
 std::shared_ptr<rocksdb::FileSystem> NewWalPrefillFileSystem(
-    const std::shared_ptr<rocksdb::FileSystem>& target, uint64_t chunk_bytes);
+    const std::shared_ptr<rocksdb::FileSystem>& target, uint64_t chunk_bytes,
+    const std::string& db_dir);
 
 }  // namespace idem::storage

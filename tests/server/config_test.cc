@@ -193,6 +193,18 @@ TEST_F(ConfigTest, ResourceFlagsSetTheirFields) {
   EXPECT_EQ(config_.compaction_check_interval_ms, 5u);
 }
 
+TEST_F(ConfigTest, WalPrefillIsOffOrAReasonableStep) {
+  ASSERT_TRUE(Parse({}).ok());
+  EXPECT_EQ(config_.wal_prefill_bytes, 1u << 20);
+  ASSERT_TRUE(Parse({"--wal-prefill-bytes", "0"}).ok());
+  EXPECT_EQ(config_.wal_prefill_bytes, 0u);
+  ASSERT_TRUE(Parse({"--wal-prefill-bytes", "4194304"}).ok());
+  EXPECT_EQ(config_.wal_prefill_bytes, 4u << 20);
+  ExpectError({"--wal-prefill-bytes", "4096"},
+              {"--wal-prefill-bytes 4096 is out of range", "65536"});
+  ExpectError({"--wal-prefill-bytes", "2147483648"}, {"--wal-prefill-bytes"});
+}
+
 TEST_F(ConfigTest, RepeatedFlagTakesTheLast) {
   ASSERT_TRUE(Parse({"--max-key-bytes", "10", "--max-key-bytes", "20"}).ok());
   EXPECT_EQ(config_.limits.max_key_bytes, 20u);
