@@ -10,7 +10,7 @@
 //
 // Safety: RocksDB's WAL reader skips zero-filled space as padding (it is what
 // a preallocated file looks like after a crash), so a crash leaves a log that
-// recovers exactly as before; RocksDB trims the zeros when it closes the log.
+// recovers exactly as before; the zeros are trimmed when the log is closed.
 // Only new WAL files (NNNNNN.log) directly in the database's directory, on
 // the real file system, are pre-filled (not the copies a checkpoint writes);
 // a failed fill (disk full) just stops pre-filling that file.
