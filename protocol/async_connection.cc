@@ -235,23 +235,24 @@ void AsyncConnection::OnRead(const error_code& ec, size_t n) {
   }
   decoder_.Feed(std::string_view(read_buf_.data(), n));
   std::string_view payload;
+  bool too_large = false;
   dispatching_ = true;
-  while (true) {
+  // Until a callback closes the connection.
+  while (state_ != State::kClosed) {
     const auto r = decoder_.Next(&payload);
     if (r == protocol::FrameDecoder::Result::kNeedMore) break;
     if (r == protocol::FrameDecoder::Result::kTooLarge) {
-      dispatching_ = false;
-      return FailAll(Status::IOError("response frame from " + options_.endpoint +
-                                     " larger than max_frame_bytes"));
+      too_large = true;
+      break;
     }
     Dispatch(payload);
-    // A callback may have closed the connection.
-    if (state_ == State::kClosed) {
-      dispatching_ = false;
-      return;
-    }
   }
   dispatching_ = false;
+  if (too_large) {
+    return FailAll(Status::IOError("response frame from " + options_.endpoint +
+                                   " larger than max_frame_bytes"));
+  }
+  if (state_ == State::kClosed) return;
   StartWrite();  // what the callbacks sent
   DoRead();
 }

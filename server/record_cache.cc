@@ -24,18 +24,13 @@ const storage::Record* RecordCache::Find(const std::string& key) {
 
 void RecordCache::Put(const std::string& key, const storage::Record& record) {
   if (capacity_ == 0 || record.body.size() > kMaxBodyBytes) return;
-  Put(std::string(key), storage::Record(record));
-}
-
-void RecordCache::Put(std::string&& key, storage::Record&& record) {
-  if (capacity_ == 0 || record.body.size() > kMaxBodyBytes) return;
-  auto [it, added] = map_.try_emplace(std::move(key));
+  auto [it, added] = map_.try_emplace(key);
   Entry& e = it->second;
   if (!added) {
     bytes_ -= e.charge;
     Unlink(&e);
   }
-  e.record = std::move(record);
+  e.record = record;
   e.key = &it->first;
   e.charge = Charge(it->first, e.record);
   bytes_ += e.charge;

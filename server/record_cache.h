@@ -38,7 +38,6 @@ class RecordCache {
   // (Put, Erase, Clear).
   const storage::Record* Find(const std::string& key);
   void Put(const std::string& key, const storage::Record& record);
-  void Put(std::string&& key, storage::Record&& record);
   void Erase(const std::string& key);
   void Clear();
 

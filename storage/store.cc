@@ -229,7 +229,7 @@ Status Store::Checkpoint(const std::string& dir) {
   rocksdb::Env* env = db_->GetEnv();
   IDEM_RETURN_IF_ERROR(FromRocks(env->GetChildren(dir, &children), "listing " + dir));
   for (const std::string& name : children) {
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
+    if (IsWalFileName(name)) {
       IDEM_RETURN_IF_ERROR(
           FromRocks(env->DeleteFile(dir + "/" + name), "removing the log copy " + name));
     }

@@ -12,21 +12,10 @@ namespace idem::storage {
 
 namespace {
 
-// RocksDB names its write-ahead logs NNNNNN.log; `dir` is where it keeps them.
+// A write-ahead log directly in `dir`, where RocksDB keeps them.
 bool IsWalFile(const std::string& path, const std::string& dir) {
-  if (path.size() <= dir.size() + 1 || path.compare(0, dir.size(), dir) != 0 ||
-      path[dir.size()] != '/') {
-    return false;
-  }
-  std::string_view name(path);
-  name.remove_prefix(dir.size() + 1);
-  constexpr std::string_view kSuffix = ".log";
-  if (name.size() <= kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) {
-    return false;
-  }
-  name.remove_suffix(kSuffix.size());
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+  return path.size() > dir.size() + 1 && path.compare(0, dir.size(), dir) == 0 &&
+         path[dir.size()] == '/' && IsWalFileName(std::string_view(path).substr(dir.size() + 1));
 }
 
 class PrefilledWal final : public rocksdb::FSWritableFileOwnerWrapper {
@@ -140,6 +129,16 @@ class WalPrefillFs final : public rocksdb::FileSystemWrapper {
 };
 
 }  // namespace
+
+bool IsWalFileName(std::string_view name) {
+  constexpr std::string_view kSuffix = ".log";
+  if (name.size() <= kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) {
+    return false;
+  }
+  name.remove_suffix(kSuffix.size());
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+}
 
 std::shared_ptr<rocksdb::FileSystem> NewWalPrefillFileSystem(
     const std::shared_ptr<rocksdb::FileSystem>& target, uint64_t chunk_bytes,

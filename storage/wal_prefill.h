@@ -29,8 +29,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace idem::storage {
+
+// True for RocksDB's write-ahead log names (NNNNNN.log), without a directory.
+bool IsWalFileName(std::string_view name);
 
 // Wraps `target`, which must be the POSIX file system: the fill is written
 // through a second descriptor of the same file. chunk_bytes > 0. db_dir: the
